@@ -1,0 +1,4 @@
+#pragma once
+/// \file
+/// The arch layer: constexpr chip descriptions. Freestanding.
+#include "arch/arch.hpp"

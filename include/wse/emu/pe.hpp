@@ -1,0 +1,315 @@
+#pragma once
+/// \file
+/// wse::emu::Pe: the emulator's per-PE state and the backend kernels run against.
+/// Kernels see only the wse::Backend operations (activate, send, dsd, ...); the engine
+/// drives the rest. Emulator layer; hosted.
+#include <array>
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../arch/arch.hpp"
+#include "../fabric/route.hpp"
+#include "../pe/backend.hpp"
+#include "dsd_exec.hpp"
+#include "report.hpp"
+#include "ring.hpp"
+
+namespace wse::emu {
+
+class Engine;
+
+/// A host input stream's pending wavelets (host writes between runs, the emulator reads).
+struct InStream {
+  std::vector<Wavelet> data;
+  std::size_t next = 0;
+  bool pending() const { return next < data.size(); }
+};
+/// A host output stream's collected wavelets.
+struct OutStream {
+  std::vector<Wavelet> data;
+};
+
+/// An exported symbol of a PE: a typed array the host may copy into and out of.
+struct Symbol {
+  std::string name;
+  ElemType type = ElemType::f32;
+  void* data = nullptr;
+  std::uint32_t count = 0;
+};
+
+/// One PE of the emulated fabric: router, queues, task table, microthreads, memory, kernel.
+/// Kernel code calls the Backend operations; everything else is for the engine and host.
+class Pe {
+ public:
+  Pe(const arch::Arch& a, Coord c) : arch_(&a), coord_(c) {
+    slot_of_.fill(-1);
+    // Data-task ids of colors with no bound task start blocked (bind_task unblocks).
+    blocked_ = (a.routable_colors >= 64) ? ~0ull : ((1ull << a.routable_colors) - 1);
+  }
+  Pe(const Pe&) = delete;
+  Pe& operator=(const Pe&) = delete;
+  ~Pe() {
+    if (kernel_ && kernel_destroy_) kernel_destroy_(kernel_);
+    for (auto& a : allocations_) ::operator delete(a.ptr, std::align_val_t{a.align});
+  }
+
+  // ---- Backend operations (kernel code) ------------------------------------------------
+
+  /// Sets the activation bit of task `t`; it runs once it is also unblocked. PE code.
+  void activate(TaskId t) {
+    if (fault_) return;
+    if (!check_task(t, "activate")) return;
+    if (tasks_[t.value].kind == TaskKind::none || tasks_[t.value].kind == TaskKind::data)
+      return fault_at("activate", "task " + std::to_string(t.value) + " is " +
+                                      (tasks_[t.value].kind == TaskKind::none ? "not bound" : "a data task") +
+                                      "; only local and control tasks can be activated");
+    active_ |= bit(t);
+  }
+  /// Blocks task `t`: it does not run until unblocked (data tasks leave wavelets queued). PE code.
+  void block(TaskId t) {
+    if (fault_ || !check_task(t, "block")) return;
+    blocked_ |= bit(t);
+  }
+  /// Unblocks task `t`. PE code.
+  void unblock(TaskId t) {
+    if (fault_ || !check_task(t, "unblock")) return;
+    blocked_ &= ~bit(t);
+  }
+  /// Puts one wavelet into the output queue of `c`. Synchronous: when the queue is full the
+  /// compute element stalls (no other task starts) until the wavelet fits; sends keep their
+  /// order. More than EmuConfig::max_stalled_sends waiting wavelets is a queue-overflow fault.
+  /// PE code.
+  void send(Color c, Wavelet w) {
+    if (fault_) return;
+    ColorState* s = color_state(c);
+    if (s == nullptr || !s->has_oq)
+      return fault_at("send", "color " + std::to_string(c.value) + " has no route receiving from RAMP at this PE");
+    if (stalled_sends_.empty() && !s->oq.full()) {
+      s->oq.push(w);
+      ++stats_.sent;
+      return;
+    }
+    if (stalled_sends_.size() - stalled_head_ >= send_stall_limit_)
+      return fault_at("send", "queue overflow: the output queue of color " + std::to_string(c.value) + " is full (depth " +
+                                  std::to_string(s->oq.capacity()) + ") and " + std::to_string(send_stall_limit_) +
+                                  " more wavelets wait behind it; stream large data with an async mov to a fabout DSD");
+    stalled_sends_.push_back(StalledSend{c.value, w});
+  }
+  /// Executes a DSD instruction (synchronously, or queues it on a microthread). PE code.
+  void dsd(const DsdInstr& ins);
+  /// Binds task `t` as `kind` (kernel init). Binding any task unblocks its id.
+  void bind_task(TaskId t, TaskKind kind, TaskFn<Pe> fn) {
+    if (fault_ || !check_task(t, "bind_task")) return;
+    TaskSlot& slot = tasks_[t.value];
+    if (slot.kind != TaskKind::none)
+      return fault_at("bind_task", "task id " + std::to_string(t.value) + " is already bound as a " +
+                                       task_kind_name(slot.kind) + " task");
+    if (kind == TaskKind::data && t.value >= arch_->routable_colors)
+      return fault_at("bind_task", "data task id " + std::to_string(t.value) + " is not a routable color (0.." +
+                                       std::to_string(arch_->routable_colors - 1) + ")");
+    if (kind == TaskKind::local && (t.value < arch_->local_task_first || t.value > arch_->local_task_last))
+      return fault_at("bind_task", "local task id " + std::to_string(t.value) + " is outside " +
+                                       std::to_string(arch_->local_task_first) + ".." +
+                                       std::to_string(arch_->local_task_last) + " on " + arch_->name);
+    if (kind == TaskKind::control && t.value > arch_->control_task_last)
+      return fault_at("bind_task", "control task id " + std::to_string(t.value) + " is above " +
+                                       std::to_string(arch_->control_task_last));
+    slot.kind = kind;
+    slot.fn = fn;
+    blocked_ &= ~bit(t);
+    if (kind == TaskKind::data) data_bound_ |= bit(t);
+  }
+  /// Allocates zeroed PE memory; returns nullptr and faults when over the PE budget. PE code.
+  void* allocate(std::uint32_t bytes, std::uint32_t align) {
+    if (fault_) return nullptr;
+    return allocate_impl(bytes, align, "alloc");
+  }
+  /// Exports `n` elements at `p` under `name` for host copies. PE code (init).
+  void export_symbol(const char* name, ElemType t, void* p, std::uint32_t n) {
+    if (fault_) return;
+    for (const auto& s : symbols_)
+      if (s.name == name) return fault_at("export_symbol", "symbol '" + std::string(name) + "' is exported twice");
+    symbols_.push_back(Symbol{name, t, p, n});
+  }
+  /// Exports a launchable function under `name`. PE code (init).
+  void export_function(const char* name, TaskFn<Pe> fn) {
+    if (fault_) return;
+    for (const auto& f : functions_)
+      if (f.name == name) return fault_at("export_function", "function '" + std::string(name) + "' is exported twice");
+    functions_.push_back(Function{name, fn});
+  }
+  /// This PE's position on the grid. PE code.
+  Coord coord() const { return coord_; }
+
+  // ---- inspection (host code, between runs) -----------------------------------------------
+
+  const PeStats& stats() const { return stats_; }
+  std::string_view kernel_name() const { return kernel_name_ ? std::string_view(*kernel_name_) : std::string_view("no kernel"); }
+  /// Bytes of PE memory in use (kernel object + allocations).
+  std::uint32_t memory_used() const { return memory_used_; }
+  bool is_active(TaskId t) const { return t.value < 64 && (active_ & bit(t)) != 0; }
+  bool is_blocked(TaskId t) const { return t.value < 64 && (blocked_ & bit(t)) != 0; }
+  /// The exported symbol `name`, or nullptr.
+  const Symbol* find_symbol(std::string_view name) const {
+    for (const auto& s : symbols_)
+      if (s.name == name) return &s;
+    return nullptr;
+  }
+  const std::vector<Symbol>& symbols() const { return symbols_; }
+  bool exports_function(std::string_view name) const {
+    for (const auto& f : functions_)
+      if (f.name == name) return true;
+    return false;
+  }
+  /// Current switch position of `c` at this PE (0 when the color has no route).
+  unsigned switch_position(Color c) const {
+    const ColorState* s = color_state(c);
+    return s ? s->pos : 0;
+  }
+
+ private:
+  friend class Engine;
+  template <template <class> class K, class P> friend void wse::detail::emu_create_kernel(Pe&, const P&);
+
+  struct TaskSlot {
+    TaskFn<Pe> fn = nullptr;
+    TaskKind kind = TaskKind::none;
+    Wavelet last{};  // last control wavelet, handed to control tasks
+  };
+  struct ColorState {
+    Color color{};
+    ColorRoute route{};
+    std::uint8_t pos = 0;
+    bool filtered = false;
+    RangeFilter filter{};
+    bool has_iq = false, has_oq = false;
+    Ring in[4], out[4], iq, oq;
+    InStream* in_stream[4] = {};
+    OutStream* out_stream[4] = {};
+  };
+  struct AsyncOp {
+    DsdInstr ins;
+    std::uint32_t next = 0;
+    std::uint32_t length = 0;
+    std::uint8_t issuer_kind = 0, issuer_id = 0;  // context that issued it, for reports
+    const char* issuer_fn = nullptr;
+  };
+  struct StalledSend {
+    std::uint8_t color;
+    Wavelet w;
+  };
+  struct Function {
+    std::string name;
+    TaskFn<Pe> fn;
+  };
+  struct Allocation {
+    void* ptr;
+    std::size_t align;
+  };
+  // What is running now, for fault reports.
+  enum class Ctx : std::uint8_t { init, task, function, async, router };
+
+  static constexpr std::uint64_t bit(TaskId t) { return 1ull << t.value; }
+
+  bool check_task(TaskId t, const char* op) {
+    if (t.value < max_task_ids) return true;
+    fault_at(op, "task id " + std::to_string(t.value) + " is out of range (0..63)");
+    return false;
+  }
+  ColorState* color_state(Color c) {
+    return c.value < max_colors && slot_of_[c.value] >= 0 ? &colors_[slot_of_[c.value]] : nullptr;
+  }
+  const ColorState* color_state(Color c) const {
+    return c.value < max_colors && slot_of_[c.value] >= 0 ? &colors_[slot_of_[c.value]] : nullptr;
+  }
+
+  std::string context_text() const {
+    switch (ctx_) {
+      case Ctx::init: return "init";
+      case Ctx::function: return std::string("function '") + (ctx_fn_ ? ctx_fn_ : "?") + "'";
+      case Ctx::router: return "router";
+      case Ctx::async:
+      case Ctx::task: {
+        std::string s = std::string(task_kind_name(tasks_[ctx_id_].kind)) + " task " + std::to_string(ctx_id_);
+        return ctx_ == Ctx::async ? "async op issued by " + s : s;
+      }
+    }
+    return "?";
+  }
+  void fault_at(const char* op, std::string message) {
+    if (fault_) return;
+    fault_ = PeFault{coord_, std::string(kernel_name()), context_text(), op, std::move(message)};
+  }
+
+  void* allocate_impl(std::uint32_t bytes, std::uint32_t align, const char* op) {
+    if (align == 0) align = 1;
+    const std::uint32_t rounded = (bytes + 3u) & ~3u;
+    if (std::uint64_t{memory_used_} + rounded > arch_->pe_memory_bytes) {
+      fault_at(op, "PE memory over budget: " + std::to_string(memory_used_) + " bytes in use + " + std::to_string(bytes) +
+                       " requested > " + std::to_string(arch_->pe_memory_bytes) + " available on " + arch_->name);
+      return nullptr;
+    }
+    void* p = ::operator new(bytes ? bytes : 1, std::align_val_t{align});
+    std::memset(p, 0, bytes ? bytes : 1);
+    allocations_.push_back(Allocation{p, align});
+    memory_used_ += rounded;
+    return p;
+  }
+
+  // ---- engine side (defined in engine.hpp) ----------------------------------------------
+  bool route_step();
+  bool drain_stalled_sends();
+  bool advance_async();
+  bool run_tasks(unsigned max_runs);
+  bool deliver_control(Wavelet w);
+  bool has_work() const;
+  bool has_runnable() const;
+  std::uint64_t fabin_busy_mask() const;
+  void execute_now(const DsdInstr& ins, std::uint32_t length);
+  bool step_async(AsyncOp& op, std::uint64_t& claimed_in, std::uint64_t& claimed_out);
+  StuckPe describe_stuck() const;
+
+  const arch::Arch* arch_;
+  Coord coord_;
+  const std::string* kernel_name_ = nullptr;
+  void* kernel_ = nullptr;
+  void (*kernel_destroy_)(void*) = nullptr;
+  std::uint32_t memory_used_ = 0;
+  std::vector<Allocation> allocations_;
+
+  std::array<TaskSlot, max_task_ids> tasks_{};
+  std::uint64_t active_ = 0, blocked_ = 0, data_bound_ = 0;
+
+  std::array<std::int8_t, max_colors> slot_of_{};
+  std::vector<ColorState> colors_;
+  Pe* neighbor_[4] = {};  // N, E, S, W; nullptr off the grid or where no PE state exists
+
+  std::vector<AsyncOp> async_;
+  std::vector<StalledSend> stalled_sends_;  // sends waiting for output-queue space, in order
+  std::size_t stalled_head_ = 0;
+  std::size_t send_stall_limit_ = 1u << 20;
+  std::vector<Function> functions_;
+  std::vector<TaskFn<Pe>> pending_launches_;
+  std::vector<const char*> pending_launch_names_;
+  std::vector<Symbol> symbols_;
+
+  Ctx ctx_ = Ctx::init;
+  std::uint8_t ctx_id_ = 0;
+  const char* ctx_fn_ = nullptr;
+  std::optional<PeFault> fault_;
+  PeStats stats_;
+
+  // Engine bookkeeping: tile index and the last epoch stamp this PE was listed in.
+  std::uint32_t index_ = 0;
+  std::uint16_t tile_ = 0;
+  std::uint64_t stamp_a_ = ~0ull, stamp_b_ = ~0ull;
+};
+
+}  // namespace wse::emu

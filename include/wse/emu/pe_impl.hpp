@@ -1,0 +1,342 @@
+#pragma once
+/// \file
+/// The per-PE step functions of the emulator: router, microthreads, task picker, DSD
+/// execution, stuck-PE description. Emulator internal (definitions of Pe's engine side).
+#include <bit>
+#include <string>
+
+#include "../program/program.hpp"
+#include "pe.hpp"
+
+namespace wse::emu {
+
+inline void Pe::dsd(const DsdInstr& ins) {
+  if (fault_) return;
+  const char* op = op_name(ins.op);
+  const std::uint32_t length = ins.dst.length();
+  const Operand* srcs[3] = {&ins.a, &ins.b, &ins.c};
+  const int nsrc = detail::source_count(ins.op);
+  static const char* const names[3] = {"a", "b", "c"};
+  bool fabric = ins.dst.kind == OperandKind::fabout;
+  std::uint32_t fabin_colors = 0;
+  std::string why;
+  if (!detail::within_bounds(ins.dst, why)) return fault_at(op, "destination DSD runs past its array: " + why);
+  for (int k = 0; k < nsrc; ++k) {
+    const Operand& s = *srcs[k];
+    if (s.kind == OperandKind::scalar) continue;
+    if (s.length() != length)
+      return fault_at(op, "length mismatch: destination has " + std::to_string(length) + " elements, source " + names[k] +
+                              " has " + std::to_string(s.length()));
+    if (!detail::within_bounds(s, why)) return fault_at(op, std::string("source DSD ") + names[k] + " runs past its array: " + why);
+    if (s.kind == OperandKind::fabin) {
+      fabric = true;
+      const ColorState* cs = color_state(s.color);
+      if (cs == nullptr || !cs->has_iq)
+        return fault_at(op, "fabric input on color " + std::to_string(s.color.value) +
+                                ", but no route at this PE delivers that color to RAMP");
+      if (fabin_colors & (1u << s.color.value))
+        return fault_at(op, "two fabric inputs on color " + std::to_string(s.color.value) + " in one op");
+      fabin_colors |= 1u << s.color.value;
+    }
+  }
+  if (ins.dst.kind == OperandKind::fabout) {
+    const ColorState* cs = color_state(ins.dst.color);
+    if (cs == nullptr || !cs->has_oq)
+      return fault_at(op, "fabric output on color " + std::to_string(ins.dst.color.value) +
+                              ", but no route at this PE receives that color from RAMP");
+  }
+  if (!fabric) {
+    execute_now(ins, length);
+    if (ins.async) {
+      if (ins.done.action == Completion::Action::activate) activate(ins.done.task);
+      if (ins.done.action == Completion::Action::unblock) unblock(ins.done.task);
+    }
+    return;
+  }
+  if (!ins.async) return fault_at(op, "an op with a fabric operand must be asynchronous");
+  if (async_.size() >= arch_->microthreads)
+    return fault_at(op, "more than " + std::to_string(arch_->microthreads) + " asynchronous ops in flight on this PE");
+  AsyncOp a;
+  a.ins = ins;
+  a.length = length;
+  a.issuer_kind = static_cast<std::uint8_t>(ctx_);
+  a.issuer_id = ctx_id_;
+  a.issuer_fn = ctx_fn_;
+  async_.push_back(a);
+}
+
+inline void Pe::execute_now(const DsdInstr& ins, std::uint32_t length) {
+  const Operand* srcs[3] = {&ins.a, &ins.b, &ins.c};
+  const int nsrc = detail::source_count(ins.op);
+  for (std::uint32_t i = 0; i < length; ++i) {
+    std::uint32_t v[3] = {0, 0, 0};
+    for (int k = 0; k < nsrc; ++k)
+      v[k] = srcs[k]->kind == OperandKind::scalar ? srcs[k]->scalar_bits : detail::load(*srcs[k], i);
+    detail::store(ins.dst, i, detail::compute(ins.op, ins.dst.type, ins.a.type, v[0], v[1], v[2]));
+  }
+}
+
+inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t& claimed_out) {
+  const DsdInstr& ins = a.ins;
+  const Operand* srcs[3] = {&ins.a, &ins.b, &ins.c};
+  const int nsrc = detail::source_count(ins.op);
+  std::uint64_t my_in = 0, my_out = 0;
+  ColorState* in_cs[3] = {nullptr, nullptr, nullptr};
+  for (int k = 0; k < nsrc; ++k)
+    if (srcs[k]->kind == OperandKind::fabin) {
+      my_in |= 1ull << srcs[k]->color.value;
+      in_cs[k] = color_state(srcs[k]->color);
+    }
+  ColorState* out_cs = nullptr;
+  if (ins.dst.kind == OperandKind::fabout) {
+    my_out = 1ull << ins.dst.color.value;
+    out_cs = color_state(ins.dst.color);
+  }
+  bool progress = false;
+  // Ops on one color run in issue order: wait while an earlier op still holds the color.
+  if ((my_in & claimed_in) == 0 && (my_out & claimed_out) == 0) {
+    while (a.next < a.length) {
+      bool ready = !(out_cs && out_cs->oq.full());
+      for (int k = 0; k < nsrc && ready; ++k)
+        if (in_cs[k] && in_cs[k]->iq.empty()) ready = false;
+      if (!ready) break;
+      std::uint32_t v[3] = {0, 0, 0};
+      for (int k = 0; k < nsrc; ++k) {
+        const Operand& s = *srcs[k];
+        if (s.kind == OperandKind::scalar) {
+          v[k] = s.scalar_bits;
+        } else if (s.kind == OperandKind::fabin) {
+          const Wavelet w = in_cs[k]->iq.front();
+          in_cs[k]->iq.pop();
+          ++stats_.received;
+          v[k] = elem_size(s.type) == 2 ? (w.data & 0xffffu) : w.data;
+        } else {
+          v[k] = detail::load(s, a.next);
+        }
+      }
+      const std::uint32_t r = detail::compute(ins.op, ins.dst.type, ins.a.type, v[0], v[1], v[2]);
+      if (out_cs) {
+        std::uint32_t bits = r;
+        if (elem_size(ins.dst.type) == 2) {
+          bits = (r & 0xffffu) | (ins.dst.indexed ? static_cast<std::uint32_t>(static_cast<std::uint16_t>(ins.dst.index_base + a.next)) << 16 : 0u);
+        }
+        out_cs->oq.push(Wavelet{bits, ins.dst.control});
+        ++stats_.sent;
+      } else {
+        detail::store(ins.dst, a.next, r);
+      }
+      ++a.next;
+      progress = true;
+    }
+  }
+  if (a.next < a.length) {
+    claimed_in |= my_in;
+    claimed_out |= my_out;
+  }
+  return progress;
+}
+
+inline bool Pe::advance_async() {
+  if (async_.empty()) return false;
+  std::uint64_t claimed_in = 0, claimed_out = 0;
+  bool progress = false;
+  for (auto& a : async_) progress |= step_async(a, claimed_in, claimed_out);
+  // Retire finished ops in issue order and fire their completions.
+  std::size_t keep = 0;
+  for (std::size_t i = 0; i < async_.size(); ++i) {
+    AsyncOp& a = async_[i];
+    if (a.next < a.length) {
+      if (keep != i) async_[keep] = a;
+      ++keep;
+      continue;
+    }
+    const Completion done = a.ins.done;
+    ctx_ = static_cast<Ctx>(a.issuer_kind) == Ctx::task ? Ctx::async : static_cast<Ctx>(a.issuer_kind);
+    ctx_id_ = a.issuer_id;
+    ctx_fn_ = a.issuer_fn;
+    if (done.action == Completion::Action::activate) activate(done.task);
+    if (done.action == Completion::Action::unblock) unblock(done.task);
+  }
+  async_.resize(keep);
+  return progress;
+}
+
+inline std::uint64_t Pe::fabin_busy_mask() const {
+  std::uint64_t m = 0;
+  for (const auto& a : async_)
+    for (const Operand* s : {&a.ins.a, &a.ins.b, &a.ins.c})
+      if (s->kind == OperandKind::fabin) m |= 1ull << s->color.value;
+  return m;
+}
+
+inline bool Pe::drain_stalled_sends() {
+  bool progress = false;
+  while (stalled_head_ < stalled_sends_.size()) {
+    const StalledSend& s = stalled_sends_[stalled_head_];
+    ColorState& cs = *color_state(Color{s.color});
+    if (cs.oq.full()) break;
+    cs.oq.push(s.w);
+    ++stats_.sent;
+    ++stalled_head_;
+    progress = true;
+  }
+  if (stalled_head_ == stalled_sends_.size()) {
+    stalled_sends_.clear();
+    stalled_head_ = 0;
+  }
+  return progress;
+}
+
+inline bool Pe::run_tasks(unsigned max_runs) {
+  bool progress = false;
+  for (unsigned runs = 0; runs < max_runs && !fault_ && stalled_sends_.empty(); ++runs) {
+    std::uint64_t ready = 0;
+    for (const auto& cs : colors_)
+      if (cs.has_iq && !cs.iq.empty()) ready |= 1ull << cs.color.value;
+    const std::uint64_t runnable =
+        ((active_ | (data_bound_ & ready & ~fabin_busy_mask())) & ~blocked_);
+    if (runnable == 0) break;
+    // Picker order: the lowest runnable task id runs first (documented in docs/semantics.md).
+    const unsigned t = static_cast<unsigned>(std::countr_zero(runnable));
+    TaskSlot& slot = tasks_[t];
+    ctx_ = Ctx::task;
+    ctx_id_ = static_cast<std::uint8_t>(t);
+    if (slot.kind == TaskKind::data && (data_bound_ >> t & 1u) && !(active_ >> t & 1u)) {
+      ColorState& cs = *color_state(Color{static_cast<std::uint8_t>(t)});
+      const Wavelet w = cs.iq.front();
+      cs.iq.pop();
+      ++stats_.received;
+      slot.fn(kernel_, *this, w);
+    } else {
+      active_ &= ~(1ull << t);
+      slot.fn(kernel_, *this, slot.last);
+    }
+    ++stats_.tasks_run;
+    progress = true;
+  }
+  return progress;
+}
+
+inline bool Pe::deliver_control(Wavelet w) {
+  const ControlPayload p = ControlPayload::decode(w.data);
+  if (!p.activate) return true;
+  ctx_ = Ctx::router;
+  if (p.task.value > arch_->control_task_last || tasks_[p.task.value].kind != TaskKind::control) {
+    fault_at("control wavelet", "asks to activate task " + std::to_string(p.task.value) + ", which is not a bound control task");
+    return false;
+  }
+  tasks_[p.task.value].last = w;
+  active_ |= bit(p.task);
+  return true;
+}
+
+inline bool Pe::route_step() {
+  bool progress = false;
+  for (auto& cs : colors_) {
+    for (;;) {
+      const RoutePosition& p = cs.route.positions[cs.pos];
+      if (p.rx.empty()) break;
+      const Port src = static_cast<Port>(std::countr_zero(static_cast<unsigned>(p.rx.bits)));
+      Ring& from = src == Port::ramp ? cs.oq : cs.in[static_cast<unsigned>(src)];
+      if (from.empty()) break;
+      const Wavelet w = from.front();
+      const bool to_ramp = p.tx.has(Port::ramp);
+      const bool deliver = to_ramp && !w.control && (!cs.filtered || cs.filter.passes(w.index()));
+      bool room = !(deliver && cs.iq.full());
+      for (unsigned d = 0; d < 4 && room; ++d)
+        if (p.tx.has(static_cast<Port>(d)) && cs.out[d].full()) room = false;
+      if (!room) break;  // back-pressure: the wavelet waits where it is
+      from.pop();
+      for (unsigned d = 0; d < 4; ++d)
+        if (p.tx.has(static_cast<Port>(d))) {
+          cs.out[d].push(w);
+          ++stats_.forwarded;
+        }
+      if (deliver) {
+        cs.iq.push(w);
+        ++stats_.delivered;
+      }
+      progress = true;
+      if (w.control) {
+        if (to_ramp && !deliver_control(w)) return true;
+        const ControlPayload c = ControlPayload::decode(w.data);
+        if (c.advance_switch) {
+          if (cs.pos + 1u < cs.route.count) ++cs.pos;
+          else if (cs.route.ring) cs.pos = 0;
+        }
+        if (c.reset_switch) cs.pos = 0;
+      }
+    }
+  }
+  return progress;
+}
+
+inline bool Pe::has_work() const {
+  if (active_ != 0 || !async_.empty() || !pending_launches_.empty() || !stalled_sends_.empty()) return true;
+  for (const auto& cs : colors_) {
+    if (!cs.iq.empty() || !cs.oq.empty()) return true;
+    for (unsigned d = 0; d < 4; ++d)
+      if (!cs.in[d].empty() || !cs.out[d].empty()) return true;
+  }
+  return false;
+}
+
+inline StuckPe Pe::describe_stuck() const {
+  StuckPe s;
+  s.pe = coord_;
+  s.kernel = std::string(kernel_name());
+  for (unsigned t = 0; t < max_task_ids; ++t) {
+    const bool active = (active_ >> t) & 1u, blocked = (blocked_ >> t) & 1u;
+    if (active)
+      s.tasks.push_back(std::string(task_kind_name(tasks_[t].kind)) + " task " + std::to_string(t) + " activated" +
+                        (blocked ? " but blocked" : ""));
+  }
+  std::uint64_t colors_waiting = 0;
+  for (const auto& cs : colors_) {
+    const std::string c = "color " + std::to_string(cs.color.value);
+    if (!cs.iq.empty()) {
+      const unsigned t = cs.color.value;
+      std::string why;
+      if (tasks_[t].kind != TaskKind::data) why = "no data task bound";
+      else if ((blocked_ >> t) & 1u) why = "data task " + std::to_string(t) + " blocked";
+      s.queues.push_back(c + " input queue: " + std::to_string(cs.iq.size()) + "/" + std::to_string(cs.iq.capacity()) +
+                         " wavelets" + (why.empty() ? "" : " (" + why + ")"));
+      colors_waiting |= 1ull << cs.color.value;
+    }
+    if (!cs.oq.empty()) {
+      s.queues.push_back(c + " output queue: " + std::to_string(cs.oq.size()) + "/" + std::to_string(cs.oq.capacity()) + " wavelets");
+      colors_waiting |= 1ull << cs.color.value;
+    }
+    for (unsigned d = 0; d < 4; ++d) {
+      if (!cs.in[d].empty()) {
+        s.queues.push_back(c + " router input from " + port_name(static_cast<Port>(d)) + ": " +
+                           std::to_string(cs.in[d].size()) + " wavelets (switch position " + std::to_string(cs.pos) +
+                           " receives from " + wse::to_string(cs.route.positions[cs.pos].rx) + ")");
+        colors_waiting |= 1ull << cs.color.value;
+      }
+      if (!cs.out[d].empty()) {
+        s.queues.push_back(c + " router output to " + port_name(static_cast<Port>(d)) + ": " +
+                           std::to_string(cs.out[d].size()) + " wavelets");
+        colors_waiting |= 1ull << cs.color.value;
+      }
+    }
+  }
+  if (!stalled_sends_.empty()) {
+    const StalledSend& f = stalled_sends_[stalled_head_];
+    s.waiting.push_back("compute element stalled on a send to color " + std::to_string(f.color) + " (" +
+                        std::to_string(stalled_sends_.size() - stalled_head_) + " wavelets waiting for output-queue space)");
+  }
+  for (const auto& a : async_) {
+    std::string w = std::string("async ") + op_name(a.ins.op) + " at element " + std::to_string(a.next) + " of " +
+                    std::to_string(a.length);
+    for (const Operand* o : {&a.ins.a, &a.ins.b, &a.ins.c})
+      if (o->kind == OperandKind::fabin) w += ", reads color " + std::to_string(o->color.value);
+    if (a.ins.dst.kind == OperandKind::fabout) w += ", writes color " + std::to_string(a.ins.dst.color.value);
+    s.waiting.push_back(w);
+  }
+  for (unsigned c = 0; c < max_colors; ++c)
+    if ((colors_waiting >> c) & 1u) s.colors.push_back(static_cast<std::uint8_t>(c));
+  return s;
+}
+
+}  // namespace wse::emu

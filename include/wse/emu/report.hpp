@@ -1,0 +1,104 @@
+#pragma once
+/// \file
+/// What a run returns: a status, and when it did not complete cleanly, the faults and the
+/// stuck PEs with everything that is waiting. A value the host program can read and print.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../core/types.hpp"
+
+namespace wse::emu {
+
+/// A PE fault: an operation the hardware could not carry out. Stops the run.
+struct PeFault {
+  Coord pe{};
+  std::string kernel;     ///< kernel type name at the PE
+  std::string task;       ///< "task 12 (local)", "data task 3", "function 'compute'", "init"
+  std::string operation;  ///< "add", "send", "activate", "alloc", ...
+  std::string message;    ///< what was wrong, with the allowed range
+  friend bool operator==(const PeFault&, const PeFault&) = default;
+};
+
+/// One PE that still has work when no progress is possible.
+struct StuckPe {
+  Coord pe{};
+  std::string kernel;
+  std::vector<std::string> tasks;     ///< activated-but-blocked tasks, data tasks with waiting wavelets
+  std::vector<std::string> queues;    ///< non-empty queues and link buffers, with counts
+  std::vector<std::string> waiting;   ///< async ops and what they wait for
+  std::vector<std::uint8_t> colors;   ///< colors with wavelets waiting at this PE
+  friend bool operator==(const StuckPe&, const StuckPe&) = default;
+};
+
+/// How a run ended.
+enum class RunStatus : std::uint8_t {
+  completed,    ///< quiescent: no wavelets anywhere, no active task, no pending async op
+  stalled,      ///< no progress possible while work remains (deadlock); see `stuck`
+  faulted,      ///< a PE fault stopped the run; see `faults`
+  epoch_limit,  ///< EmuConfig::max_epochs reached while still making progress
+};
+
+/// Name for messages: "completed", "stalled", "faulted", "epoch limit".
+inline const char* to_string(RunStatus s) {
+  switch (s) {
+    case RunStatus::completed: return "completed";
+    case RunStatus::stalled: return "stalled";
+    case RunStatus::faulted: return "faulted";
+    default: return "epoch limit";
+  }
+}
+
+/// The result of Engine::run / Runtime::run. Identical for any number of worker threads.
+struct RunReport {
+  RunStatus status = RunStatus::completed;
+  std::uint64_t epochs = 0;        ///< emulator epochs this run took
+  std::vector<PeFault> faults;     ///< sorted by (y, x)
+  std::vector<StuckPe> stuck;      ///< sorted by (y, x); also filled at the epoch limit
+
+  bool ok() const { return status == RunStatus::completed; }
+
+  /// A multi-line human-readable account, naming every faulted or stuck PE.
+  std::string to_string() const {
+    auto coord = [](Coord c) { return "(" + std::to_string(c.x) + "," + std::to_string(c.y) + ")"; };
+    std::string s = std::string("run ") + emu::to_string(status) + " after " + std::to_string(epochs) + " epochs\n";
+    for (const auto& f : faults)
+      s += "  fault at PE " + coord(f.pe) + " [" + f.kernel + "] in " + f.task + ", op " + f.operation + ": " + f.message + "\n";
+    if (!stuck.empty()) s += "  " + std::to_string(stuck.size()) + " PE(s) with work left:\n";
+    for (const auto& p : stuck) {
+      s += "  PE " + coord(p.pe) + " [" + p.kernel + "]\n";
+      for (const auto& t : p.tasks) s += "    task: " + t + "\n";
+      for (const auto& q : p.queues) s += "    queue: " + q + "\n";
+      for (const auto& w : p.waiting) s += "    waiting: " + w + "\n";
+    }
+    return s;
+  }
+  friend bool operator==(const RunReport&, const RunReport&) = default;
+};
+
+/// Counters of one PE. `sent`: wavelets the compute element put into output queues;
+/// `received`: wavelets it took from input queues (data tasks and fabric-input ops);
+/// `forwarded`: wavelets its router sent to a neighbor or off the edge (one per hop);
+/// `delivered`: wavelets its router put into its input queues (after filters).
+struct PeStats {
+  std::uint64_t tasks_run = 0;
+  std::uint64_t sent = 0;
+  std::uint64_t received = 0;
+  std::uint64_t forwarded = 0;
+  std::uint64_t delivered = 0;
+  PeStats& operator+=(const PeStats& o) {
+    tasks_run += o.tasks_run; sent += o.sent; received += o.received; forwarded += o.forwarded; delivered += o.delivered;
+    return *this;
+  }
+  friend bool operator==(const PeStats&, const PeStats&) = default;
+};
+
+/// Statistics over a device's lifetime: totals and per-PE counters (PEs with state only).
+struct Stats {
+  PeStats totals;
+  std::uint64_t epochs = 0;
+  std::vector<std::pair<Coord, PeStats>> per_pe;  ///< sorted by (y, x)
+  friend bool operator==(const Stats&, const Stats&) = default;
+};
+
+}  // namespace wse::emu

@@ -1,0 +1,149 @@
+#pragma once
+/// \file
+/// DSD operations. Every op is elementwise, destination first, over `length` elements (the
+/// destination's length; source DSDs must have the same length; scalars broadcast).
+/// Passing a Completion last makes an op asynchronous (it runs on a microthread; the
+/// completion fires when the last element is done); ops with a fabric operand must be
+/// asynchronous. See docs/ops.md for the catalogue. Freestanding.
+#include <cstdint>
+#include <type_traits>
+
+#include "dsd.hpp"
+#include "task.hpp"
+
+namespace wse {
+
+/// The operation of a DSD instruction. In the table, d = destination, a/b/c = sources.
+enum class DsdOpCode : std::uint8_t {
+  mov,   ///< d = a
+  add,   ///< d = a + b
+  sub,   ///< d = a - b
+  mul,   ///< d = a * b
+  mac,   ///< d = a + b * c   (fp32: fused, one rounding)
+  max,   ///< d = max(a, b)
+  min,   ///< d = min(a, b)
+  neg,   ///< d = -a
+  abs,   ///< d = |a|
+  band,  ///< d = a & b        (integers)
+  bor,   ///< d = a | b        (integers)
+  bxor,  ///< d = a ^ b        (integers)
+  shl,   ///< d = a << b       (integers, b taken modulo the bit width)
+  shr,   ///< d = a >> b       (integers: arithmetic for signed, logical for unsigned)
+  cvt,   ///< d = a converted to d's type (f32 <-> integers: round to nearest even / truncate)
+};
+
+/// Name for messages: "mov", "add", ...
+constexpr const char* op_name(DsdOpCode op) {
+  constexpr const char* names[] = {"mov", "add", "sub", "mul", "mac", "max", "min", "neg",
+                                   "abs", "and", "or",  "xor", "shl", "shr", "cvt"};
+  return names[static_cast<unsigned>(op)];
+}
+
+/// A DSD instruction as a backend receives it.
+struct DsdInstr {
+  DsdOpCode op = DsdOpCode::mov;
+  Operand dst{}, a{}, b{}, c{};
+  bool async = false;
+  Completion done{};
+};
+
+namespace detail {
+template <class X> struct ElemOfOperand { using type = X; };
+template <class X> requires Dsd<X> struct ElemOfOperand<X> { using type = typename DsdTraits<X>::elem; };
+template <class X> using elem_of_operand = typename ElemOfOperand<X>::type;
+
+template <class X> constexpr bool is_fabric_operand() {
+  if constexpr (Dsd<X>) return DsdTraits<X>::is_fabric; else return false;
+}
+
+template <DsdOpCode Op, bool Async, class PE, class D, class... S>
+void issue(PE& pe, const D& dst, Completion done, const S&... src) {
+  static_assert(DestDsd<D>, "the destination must be a memory DSD or a fabric output DSD");
+  static_assert((SourceOperand<S> && ...),
+                "sources must be memory DSDs, fabric input DSDs, or scalars of a DSD element type");
+  using T = typename DsdTraits<D>::elem;
+  if constexpr (Op != DsdOpCode::cvt) {
+    static_assert((std::is_same_v<elem_of_operand<S>, T> && ...),
+                  "every source must have the destination's element type (use cvt to convert; "
+                  "write scalars with their exact type, e.g. 2.0f or std::int16_t{2})");
+  }
+  if constexpr (Op == DsdOpCode::band || Op == DsdOpCode::bor || Op == DsdOpCode::bxor ||
+                Op == DsdOpCode::shl || Op == DsdOpCode::shr) {
+    static_assert(!std::is_same_v<T, float>, "bitwise and shift ops take integer elements only");
+  }
+  static_assert(Async || (!is_fabric_operand<D>() && (!is_fabric_operand<S>() && ...)),
+                "an op with a fabric operand must be asynchronous: pass a completion such as "
+                "wse::then_activate(task) as the last argument");
+  DsdInstr ins;
+  ins.op = Op;
+  ins.dst = to_operand(dst);
+  Operand* slots[3] = {&ins.a, &ins.b, &ins.c};
+  int i = 0;
+  ((*slots[i++] = to_operand(src)), ...);
+  ins.async = Async;
+  ins.done = done;
+  pe.dsd(ins);
+}
+}  // namespace detail
+
+// Each op comes as a synchronous overload (memory operands only; finishes before returning)
+// and an asynchronous one taking a Completion last. Kernel code.
+#define WSE_DETAIL_UNARY_OP(name, code)                                                     \
+  template <class PE, class D, class A> void name(PE& pe, const D& d, const A& a) {          \
+    detail::issue<DsdOpCode::code, false>(pe, d, Completion{}, a);                          \
+  }                                                                                         \
+  template <class PE, class D, class A> void name(PE& pe, const D& d, const A& a, Completion done) { \
+    detail::issue<DsdOpCode::code, true>(pe, d, done, a);                                   \
+  }
+#define WSE_DETAIL_BINARY_OP(name, code)                                                    \
+  template <class PE, class D, class A, class B> void name(PE& pe, const D& d, const A& a, const B& b) { \
+    detail::issue<DsdOpCode::code, false>(pe, d, Completion{}, a, b);                       \
+  }                                                                                         \
+  template <class PE, class D, class A, class B>                                            \
+  void name(PE& pe, const D& d, const A& a, const B& b, Completion done) {                  \
+    detail::issue<DsdOpCode::code, true>(pe, d, done, a, b);                                \
+  }
+
+/// d = a (copy; to/from the fabric when an operand is a fabric DSD).
+WSE_DETAIL_UNARY_OP(mov, mov)
+/// d = -a
+WSE_DETAIL_UNARY_OP(neg, neg)
+/// d = |a|
+WSE_DETAIL_UNARY_OP(abs, abs)
+/// d = a converted to d's element type.
+WSE_DETAIL_UNARY_OP(cvt, cvt)
+/// d = a + b
+WSE_DETAIL_BINARY_OP(add, add)
+/// d = a - b
+WSE_DETAIL_BINARY_OP(sub, sub)
+/// d = a * b
+WSE_DETAIL_BINARY_OP(mul, mul)
+/// d = max(a, b)
+WSE_DETAIL_BINARY_OP(max, max)
+/// d = min(a, b)
+WSE_DETAIL_BINARY_OP(min, min)
+/// d = a & b (integers)
+WSE_DETAIL_BINARY_OP(bit_and, band)
+/// d = a | b (integers)
+WSE_DETAIL_BINARY_OP(bit_or, bor)
+/// d = a ^ b (integers)
+WSE_DETAIL_BINARY_OP(bit_xor, bxor)
+/// d = a << b (integers)
+WSE_DETAIL_BINARY_OP(shl, shl)
+/// d = a >> b (integers)
+WSE_DETAIL_BINARY_OP(shr, shr)
+#undef WSE_DETAIL_UNARY_OP
+#undef WSE_DETAIL_BINARY_OP
+
+/// d = a + b * c (fp32: fused multiply-add, one rounding). Synchronous.
+template <class PE, class D, class A, class B, class C>
+void mac(PE& pe, const D& d, const A& a, const B& b, const C& c) {
+  detail::issue<DsdOpCode::mac, false>(pe, d, Completion{}, a, b, c);
+}
+/// d = a + b * c, asynchronous; `done` fires when it finishes.
+template <class PE, class D, class A, class B, class C>
+void mac(PE& pe, const D& d, const A& a, const B& b, const C& c, Completion done) {
+  detail::issue<DsdOpCode::mac, true>(pe, d, done, a, b, c);
+}
+
+}  // namespace wse

@@ -1,0 +1,5 @@
+#pragma once
+/// \file
+/// The program layer: grid, regions, routes, streams, validation. Hosted.
+#include "fabric.hpp"
+#include "program/program.hpp"

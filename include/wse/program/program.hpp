@@ -1,0 +1,344 @@
+#pragma once
+/// \file
+/// The program layer: a host-side description of what runs where. A Program holds the grid
+/// and its arch, rectangular regions each running one kernel with its parameters, per-color
+/// routes and filters at each PE, and the host streams at the fabric edge. validate() refuses
+/// a bad program with an error naming the PE, color, region or stream. Hosted.
+#include <algorithm>
+#include <concepts>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "../arch/arch.hpp"
+#include "../core/type_name.hpp"
+#include "../core/types.hpp"
+#include "../fabric/route.hpp"
+#include "../pe/backend.hpp"
+
+namespace wse {
+
+namespace emu {
+class Pe;
+}
+
+/// Thrown for a program or host call that cannot be carried out; the message names the place.
+class ProgramError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// "(x,y)" for messages.
+inline std::string to_string(Coord c) {
+  return "(" + std::to_string(c.x) + "," + std::to_string(c.y) + ")";
+}
+/// "(x,y)+WxH" for messages.
+inline std::string to_string(Rect r) {
+  return to_string(r.origin) + "+" + std::to_string(r.width) + "x" + std::to_string(r.height);
+}
+/// "N|E|RAMP" for messages; "-" for the empty set.
+inline std::string to_string(PortSet s) {
+  std::string out;
+  for (Port p : {Port::north, Port::east, Port::south, Port::west, Port::ramp}) {
+    if (!s.has(p)) continue;
+    if (!out.empty()) out += "|";
+    out += port_name(p);
+  }
+  return out.empty() ? "-" : out;
+}
+
+namespace detail {
+/// Creates kernel K in `pe` and runs its init with `params`. Declared here, defined by the
+/// emulator (wse/emu/kernel_host.hpp), so the program layer never depends on the emulator.
+template <template <class> class K, class P> void emu_create_kernel(emu::Pe& pe, const P& params);
+}  // namespace detail
+
+/// One rectangular region of PEs running one kernel.
+struct Region {
+  std::string name;                 ///< given name, or the kernel type's name
+  std::string kernel_name;          ///< the kernel type's name
+  Rect rect{};
+  std::uint32_t kernel_bytes = 0;   ///< sizeof the kernel object
+  std::function<void(emu::Pe&, Coord)> create_on_emulator;  ///< builds the kernel at one PE
+};
+
+/// One color route at one PE.
+struct RouteEntry {
+  Coord pe{};
+  Color color{};
+  ColorRoute route{};
+};
+
+/// A range filter at one PE.
+struct FilterEntry {
+  Coord pe{};
+  Color color{};
+  RangeFilter filter{};
+};
+
+/// A host stream at the fabric edge: wavelets enter (input) or leave (output) PE `pe`
+/// through its port `edge`, which must face off the grid.
+struct StreamSpec {
+  std::string name;
+  Color color{};
+  Coord pe{};
+  Port edge = Port::west;
+  bool input = true;
+};
+
+/// A complete program for one wafer (or part of one). Host code; builds up, then validate()s.
+class Program {
+ public:
+  /// A `width` x `height` grid on `arch`. Throws ProgramError when it exceeds the fabric.
+  Program(const arch::Arch& a, std::uint16_t width, std::uint16_t height) : arch_(&a), width_(width), height_(height) {
+    if (width == 0 || height == 0 || width > a.fabric_width || height > a.fabric_height)
+      throw ProgramError("program grid " + std::to_string(width) + "x" + std::to_string(height) +
+                         " does not fit the " + a.name + " fabric (" + std::to_string(a.fabric_width) + "x" +
+                         std::to_string(a.fabric_height) + ")");
+  }
+
+  const arch::Arch& arch() const { return *arch_; }
+  std::uint16_t width() const { return width_; }
+  std::uint16_t height() const { return height_; }
+  /// The whole grid as a rectangle.
+  Rect grid() const { return Rect{{0, 0}, width_, height_}; }
+  bool in_grid(Coord c) const { return c.x < width_ && c.y < height_; }
+
+  /// Runs kernel K on every PE of `rect`, each initialised with the same `params`.
+  /// The kernel object must fit the PE memory (checked at compile time). Throws when `rect`
+  /// leaves the grid or overlaps an earlier region.
+  template <template <class> class K>
+    requires KernelTemplate<K>
+  Region& add_region(Rect rect, const typename K<ProbeBackend>::Params& params, std::string name = {}) {
+    using P = typename K<ProbeBackend>::Params;
+    auto shared = std::make_shared<const P>(params);
+    return add_region_impl<K>(rect, std::move(name),
+                              [shared](emu::Pe& pe, Coord) { detail::emu_create_kernel<K>(pe, *shared); });
+  }
+
+  /// Runs kernel K on every PE of `rect`; `params_at(Coord)` gives each PE its parameters
+  /// (called once per PE at load, in row-major order).
+  template <template <class> class K, class F>
+    requires KernelTemplate<K> && std::is_invocable_r_v<typename K<ProbeBackend>::Params, F, Coord>
+  Region& add_region(Rect rect, F params_at, std::string name = {}) {
+    return add_region_impl<K>(rect, std::move(name), [f = std::move(params_at)](emu::Pe& pe, Coord c) {
+      const typename K<ProbeBackend>::Params p = f(c);
+      detail::emu_create_kernel<K>(pe, p);
+    });
+  }
+
+  /// Sets the route of `color` at PE `pe` (replacing an earlier one). Throws when the PE is
+  /// off the grid, the color is not routable or is reserved, a position receives from more
+  /// than one port, or the route has more than 4 positions.
+  void set_route(Coord pe, Color color, const ColorRoute& route) {
+    check_route(pe, color, route);
+    routes_.push_back(RouteEntry{pe, color, route});
+    sorted_ = false;
+  }
+  /// Sets the same route of `color` at every PE of `area`.
+  void set_route(Rect area, Color color, const ColorRoute& route) {
+    for (std::uint16_t dy = 0; dy < area.height; ++dy)
+      for (std::uint16_t dx = 0; dx < area.width; ++dx)
+        set_route(Coord{static_cast<std::uint16_t>(area.origin.x + dx), static_cast<std::uint16_t>(area.origin.y + dy)},
+                  color, route);
+  }
+  /// A sink for the builders in wse/fabric/patterns.hpp: routes::row_broadcast(prog.route_sink(), ...).
+  auto route_sink() {
+    return [this](Coord pe, Color c, const ColorRoute& r) { set_route(pe, c, r); };
+  }
+
+  /// Sets a range filter on `color` at `pe`; the PE must have a route for that color.
+  void set_filter(Coord pe, Color color, RangeFilter f) {
+    if (!in_grid(pe)) throw ProgramError("filter at PE " + to_string(pe) + ": outside the " + grid_text() + " grid");
+    filters_.push_back(FilterEntry{pe, color, f});
+  }
+
+  /// Declares a host input stream: host wavelets enter PE `pe` through `edge` on `color`.
+  void add_input_stream(std::string name, Color color, Coord pe, Port edge) {
+    add_stream(StreamSpec{std::move(name), color, pe, edge, true});
+  }
+  /// Declares a host output stream: wavelets that PE `pe` sends out through `edge` on
+  /// `color` are collected for the host.
+  void add_output_stream(std::string name, Color color, Coord pe, Port edge) {
+    add_stream(StreamSpec{std::move(name), color, pe, edge, false});
+  }
+
+  /// Checks the whole program: every transmitted direction reaches a PE whose route for that
+  /// color receives from it (or an output stream), every input stream enters a route that
+  /// receives from its edge, filters sit on routed colors. Throws ProgramError naming the PE
+  /// and color. Devices call it on load.
+  void validate() const;
+
+  const std::vector<Region>& regions() const { return regions_; }
+  /// Routes sorted by (y, x, color), one per PE and color (the last set wins).
+  const std::vector<RouteEntry>& routes() const {
+    normalize();
+    return routes_;
+  }
+  const std::vector<FilterEntry>& filters() const { return filters_; }
+  const std::vector<StreamSpec>& streams() const { return streams_; }
+  /// The route of `color` at `pe`, or nullptr.
+  const ColorRoute* find_route(Coord pe, Color color) const {
+    normalize();
+    auto it = std::lower_bound(routes_.begin(), routes_.end(), key(pe, color),
+                               [](const RouteEntry& e, std::uint64_t k) { return key(e.pe, e.color) < k; });
+    if (it == routes_.end() || key(it->pe, it->color) != key(pe, color)) return nullptr;
+    return &it->route;
+  }
+  /// The region containing `pe`, or nullptr.
+  const Region* region_at(Coord pe) const {
+    for (const auto& r : regions_)
+      if (r.rect.contains(pe)) return &r;
+    return nullptr;
+  }
+  /// The stream entering or leaving `pe` through `edge` on `color`, or nullptr.
+  const StreamSpec* find_stream(Coord pe, Port edge, Color color) const {
+    for (const auto& s : streams_)
+      if (s.pe == pe && s.edge == edge && s.color == color) return &s;
+    return nullptr;
+  }
+
+ private:
+  static std::uint64_t key(Coord pe, Color c) {
+    return (std::uint64_t{pe.y} << 24) | (std::uint64_t{pe.x} << 8) | c.value;
+  }
+  std::string grid_text() const { return std::to_string(width_) + "x" + std::to_string(height_); }
+
+  template <template <class> class K>
+  Region& add_region_impl(Rect rect, std::string name, std::function<void(emu::Pe&, Coord)> create) {
+    static_assert(fits_in_pe_memory<K>,
+                  "kernel object is larger than the PE memory (48 KiB): move large arrays to "
+                  "wse::alloc in init() or shrink them");
+    const std::string kernel_name{detail::type_name<K<ProbeBackend>>()};
+    if (name.empty()) name = kernel_name;
+    if (rect.width == 0 || rect.height == 0 || rect.origin.x + rect.width > width_ ||
+        rect.origin.y + rect.height > height_)
+      throw ProgramError("region '" + name + "' at " + to_string(rect) + " lies outside the " + grid_text() + " grid");
+    for (const auto& r : regions_) {
+      const int x0 = std::max(r.rect.origin.x, rect.origin.x), y0 = std::max(r.rect.origin.y, rect.origin.y);
+      const int x1 = std::min(r.rect.origin.x + r.rect.width, rect.origin.x + rect.width);
+      const int y1 = std::min(r.rect.origin.y + r.rect.height, rect.origin.y + rect.height);
+      if (x0 < x1 && y0 < y1)
+        throw ProgramError("region '" + name + "' at " + to_string(rect) + " overlaps region '" + r.name + "' at " +
+                           to_string(r.rect) + " (first shared PE " +
+                           to_string(Coord{static_cast<std::uint16_t>(x0), static_cast<std::uint16_t>(y0)}) + ")");
+    }
+    regions_.push_back(Region{std::move(name), kernel_name, rect,
+                              static_cast<std::uint32_t>(sizeof(K<ProbeBackend>)), std::move(create)});
+    return regions_.back();
+  }
+
+  void check_route(Coord pe, Color color, const ColorRoute& route) const {
+    const std::string where = "route at PE " + to_string(pe) + " on color " + std::to_string(color.value);
+    if (!in_grid(pe)) throw ProgramError(where + ": PE is outside the " + grid_text() + " grid");
+    if (color.value >= arch_->routable_colors)
+      throw ProgramError(where + ": color is not routable on " + arch_->name + " (routable colors are 0.." +
+                         std::to_string(arch_->routable_colors - 1) + ")");
+    if (arch_->color_reserved(color))
+      throw ProgramError(where + ": color is reserved for the runtime on " + arch_->name +
+                         " (reserved: 21, 22, 23)");
+    if (route.count == 0 || route.count > max_switch_positions)
+      throw ProgramError(where + ": " + std::to_string(route.count) + " switch positions (allowed 1..4)");
+    for (unsigned i = 0; i < route.count; ++i) {
+      const RoutePosition& p = route.positions[i];
+      if (p.rx.count() > 1)
+        throw ProgramError(where + ", switch position " + std::to_string(i) + ": receives from " + to_string(p.rx) +
+                           " at once; two inputs into one color are undefined on hardware (use one "
+                           "input per position, or another color)");
+      if (!p.rx.empty() && p.tx.empty())
+        throw ProgramError(where + ", switch position " + std::to_string(i) + ": receives from " + to_string(p.rx) +
+                           " but transmits nowhere");
+      if (p.tx.has(Port::ramp) && p.rx.has(Port::ramp))
+        throw ProgramError(where + ", switch position " + std::to_string(i) +
+                           ": RAMP both receives and transmits; a PE cannot send to itself");
+    }
+  }
+
+  void add_stream(StreamSpec s) {
+    const std::string where = std::string(s.input ? "input" : "output") + " stream '" + s.name + "'";
+    if (!in_grid(s.pe)) throw ProgramError(where + ": PE " + to_string(s.pe) + " is outside the " + grid_text() + " grid");
+    if (s.edge == Port::ramp) throw ProgramError(where + ": the edge port must be N, E, S or W, not RAMP");
+    const int nx = s.pe.x + port_dx(s.edge), ny = s.pe.y + port_dy(s.edge);
+    if (nx >= 0 && ny >= 0 && nx < width_ && ny < height_)
+      throw ProgramError(where + ": port " + port_name(s.edge) + " of PE " + to_string(s.pe) +
+                         " faces another PE, not the fabric edge");
+    if (!arch_->color_usable(s.color))
+      throw ProgramError(where + ": color " + std::to_string(s.color.value) + " is not usable on " + arch_->name);
+    for (const auto& o : streams_)
+      if (o.name == s.name) throw ProgramError(where + ": a stream with this name already exists");
+    streams_.push_back(std::move(s));
+  }
+
+  void normalize() const {
+    if (sorted_) return;
+    // Stable sort keeps set order among equal keys; keep the last of each key.
+    std::stable_sort(routes_.begin(), routes_.end(),
+                     [](const RouteEntry& a, const RouteEntry& b) { return key(a.pe, a.color) < key(b.pe, b.color); });
+    std::vector<RouteEntry> out;
+    out.reserve(routes_.size());
+    for (std::size_t i = 0; i < routes_.size(); ++i) {
+      if (i + 1 < routes_.size() && key(routes_[i + 1].pe, routes_[i + 1].color) == key(routes_[i].pe, routes_[i].color))
+        continue;
+      out.push_back(routes_[i]);
+    }
+    routes_.swap(out);
+    sorted_ = true;
+  }
+
+  const arch::Arch* arch_;
+  std::uint16_t width_, height_;
+  std::vector<Region> regions_;
+  mutable std::vector<RouteEntry> routes_;
+  mutable bool sorted_ = true;
+  std::vector<FilterEntry> filters_;
+  std::vector<StreamSpec> streams_;
+};
+
+inline void Program::validate() const {
+  normalize();
+  for (const RouteEntry& e : routes_) {
+    const std::string where = "route at PE " + to_string(e.pe) + " on color " + std::to_string(e.color.value);
+    const PortSet tx = e.route.all_tx();
+    for (Port d : {Port::north, Port::east, Port::south, Port::west}) {
+      if (!tx.has(d)) continue;
+      const int nx = e.pe.x + port_dx(d), ny = e.pe.y + port_dy(d);
+      if (nx < 0 || ny < 0 || nx >= width_ || ny >= height_) {
+        const StreamSpec* s = find_stream(e.pe, d, e.color);
+        if (s == nullptr || s->input)
+          throw ProgramError(where + ": transmits " + port_name(d) +
+                             " off the fabric edge, and no output stream is declared there "
+                             "(add_output_stream)");
+        continue;
+      }
+      const Coord n{static_cast<std::uint16_t>(nx), static_cast<std::uint16_t>(ny)};
+      const ColorRoute* r = find_route(n, e.color);
+      if (r == nullptr || !r->all_rx().has(opposite(d)))
+        throw ProgramError(where + ": transmits " + port_name(d) + " to PE " + to_string(n) +
+                           ", whose route on color " + std::to_string(e.color.value) +
+                           (r == nullptr ? " does not exist" : " does not receive from " + std::string(port_name(opposite(d)))) +
+                           " (receives from " + (r ? to_string(r->all_rx()) : std::string("-")) +
+                           "); a color must not have two inputs at once");
+    }
+  }
+  for (const StreamSpec& s : streams_) {
+    const ColorRoute* r = find_route(s.pe, s.color);
+    const std::string where = std::string(s.input ? "input" : "output") + " stream '" + s.name + "' at PE " +
+                              to_string(s.pe) + " port " + port_name(s.edge) + " on color " + std::to_string(s.color.value);
+    if (r == nullptr) throw ProgramError(where + ": the PE has no route for this color");
+    if (s.input && !r->all_rx().has(s.edge)) throw ProgramError(where + ": the route does not receive from " + port_name(s.edge));
+    if (!s.input && !r->all_tx().has(s.edge)) throw ProgramError(where + ": the route does not transmit to " + port_name(s.edge));
+  }
+  for (const FilterEntry& f : filters_) {
+    const ColorRoute* r = find_route(f.pe, f.color);
+    if (r == nullptr || !r->all_tx().has(Port::ramp))
+      throw ProgramError("filter at PE " + to_string(f.pe) + " on color " + std::to_string(f.color.value) +
+                         ": the PE's route for this color does not deliver to RAMP, so the filter would do nothing");
+  }
+}
+
+}  // namespace wse

@@ -17,6 +17,7 @@
 #include "../arch/arch.hpp"
 #include "../fabric/route.hpp"
 #include "../pe/backend.hpp"
+#include "../program/program.hpp"
 #include "dsd_exec.hpp"
 #include "report.hpp"
 #include "ring.hpp"

@@ -1,0 +1,35 @@
+# Compiles every kernel-facing public header alone with
+#   -std=c++20 -ffreestanding -fno-exceptions -fno-rtti -fsyntax-only
+# and, hosted, every public header alone. Usage:
+#   cmake -DCXX=g++ -DINCLUDE_DIR=include -P tests/check_headers.cmake
+set(freestanding_layers core arch fabric pe)
+file(GLOB_RECURSE headers RELATIVE ${INCLUDE_DIR} ${INCLUDE_DIR}/wse/*.hpp)
+set(failures 0)
+set(count 0)
+foreach(h IN LISTS headers)
+  set(freestanding FALSE)
+  foreach(layer IN LISTS freestanding_layers)
+    if(h MATCHES "^wse/${layer}/" OR h STREQUAL "wse/${layer}.hpp")
+      set(freestanding TRUE)
+    endif()
+  endforeach()
+  if(h STREQUAL "wse/kernel.hpp")
+    set(freestanding TRUE)
+  endif()
+  set(flags -std=c++20 -fsyntax-only -Wall -Wextra -Werror -I${INCLUDE_DIR} -x c++ -)
+  if(freestanding)
+    list(PREPEND flags -ffreestanding -fno-exceptions -fno-rtti)
+  endif()
+  execute_process(COMMAND ${CMAKE_COMMAND} -E echo "#include <${h}>"
+                  COMMAND ${CXX} ${flags}
+                  RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_VARIABLE out)
+  math(EXPR count "${count} + 1")
+  if(NOT rc EQUAL 0)
+    message(SEND_ERROR "header ${h} (freestanding=${freestanding}) does not compile alone:\n${err}")
+    math(EXPR failures "${failures} + 1")
+  endif()
+endforeach()
+message(STATUS "${count} headers checked, ${failures} failed")
+if(failures GREATER 0)
+  message(FATAL_ERROR "${failures} header(s) failed")
+endif()

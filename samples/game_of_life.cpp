@@ -155,7 +155,7 @@ int main(int argc, char** argv) {
 
   // Show every fourth generation side by side.
   const std::uint32_t shown[] = {0, 4, 8, 12, 16, 20};
-  for (std::uint32_t g : shown) std::printf("gen %-9u", g);
+  for (std::uint32_t g : shown) std::printf("gen %-10u", g);
   std::printf("\n");
   for (int y = 0; y < H; ++y) {
     for (std::uint32_t g : shown) {

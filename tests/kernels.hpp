@@ -56,4 +56,21 @@ template <class PE> struct Relay {
   }
 };
 
+struct OverrunParams {
+  std::uint32_t length;
+};
+/// A launched function whose DSD runs past its 8-element array when length > 8.
+template <class PE> struct Overrun {
+  using Params = OverrunParams;
+  float a[8] = {};
+  Params p{};
+  void init(PE& pe, const Params& params) {
+    p = params;
+    wse::bind_local_task<&Overrun::work>(pe, wse::TaskId{27});
+    wse::export_function<&Overrun::start>(pe, "start");
+  }
+  void start(PE& pe) { pe.activate(wse::TaskId{27}); }
+  void work(PE& pe) { wse::mul(pe, wse::mem1d(a).with_length(p.length), wse::mem1d(a).with_length(p.length), 2.0f); }
+};
+
 }  // namespace wse_test

@@ -17,23 +17,6 @@ std::string error_of(auto&& f) {
   return "";
 }
 
-struct OverrunParams {
-  std::uint32_t length;
-};
-/// A launched function whose DSD runs past its 8-element array when length > 8.
-template <class PE> struct Overrun {
-  using Params = OverrunParams;
-  float a[8] = {};
-  Params p{};
-  void init(PE& pe, const Params& params) {
-    p = params;
-    wse::bind_local_task<&Overrun::work>(pe, TaskId{27});
-    wse::export_function<&Overrun::start>(pe, "start");
-  }
-  void start(PE& pe) { pe.activate(TaskId{27}); }
-  void work(PE& pe) { wse::mul(pe, wse::mem1d(a).with_length(p.length), wse::mem1d(a).with_length(p.length), 2.0f); }
-};
-
 struct WaitParams {
   Color in;
 };
@@ -96,7 +79,7 @@ template <class PE> struct BadActivate {
 
 TEST_CASE("a DSD running past its array faults, naming PE, task and op") {
   Program p(arch::wse2, 2, 2);
-  p.add_region<Overrun>(p.grid(), [](Coord c) { return OverrunParams{c == Coord{1, 1} ? 9u : 8u}; });
+  p.add_region<wse_test::Overrun>(p.grid(), [](Coord c) { return wse_test::OverrunParams{c == Coord{1, 1} ? 9u : 8u}; });
   host::Runtime rt(p, wse_test::config());
   const auto r = rt.call("start");
   CHECK(r.status == host::RunStatus::faulted);

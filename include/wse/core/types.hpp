@@ -2,6 +2,7 @@
 /// \file
 /// Strong types for the things a kernel names: coordinates, colors, task ids, ports.
 /// Freestanding: no heap, no exceptions.
+#include <concepts>
 #include <cstdint>
 
 namespace wse {
@@ -31,7 +32,9 @@ struct Rect {
 struct Color {
   std::uint8_t value = 0;
   constexpr Color() = default;
-  constexpr explicit Color(std::uint8_t v) : value(v) {}
+  /// Values outside 0..254 become 255, which every check then refuses as out of range.
+  template <std::integral I>
+  constexpr explicit Color(I v) : value(static_cast<std::uint8_t>(v >= 0 && v < 255 ? v : 255)) {}
   friend constexpr bool operator==(Color, Color) = default;
 };
 
@@ -39,7 +42,9 @@ struct Color {
 struct TaskId {
   std::uint8_t value = 0;
   constexpr TaskId() = default;
-  constexpr explicit TaskId(std::uint8_t v) : value(v) {}
+  /// Values outside 0..254 become 255, which every check then refuses as out of range.
+  template <std::integral I>
+  constexpr explicit TaskId(I v) : value(static_cast<std::uint8_t>(v >= 0 && v < 255 ? v : 255)) {}
   friend constexpr bool operator==(TaskId, TaskId) = default;
 };
 

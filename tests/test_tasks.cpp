@@ -703,8 +703,9 @@ template <class PE> struct AsyncDone {
 
 struct AsyncRun {
   wse::Program prog{wse::arch::wse2, 1, 2};
-  explicit AsyncRun(AsyncParams p, std::uint32_t base) {
-    prog.add_region<Sender>(Rect{{0, 0}, 1, 1}, SendParams{p.color, p.n, base});
+  AsyncRun(AsyncParams p, std::uint32_t base) {
+    // Mode 3 uses memory operands only: nothing to send.
+    prog.add_region<Sender>(Rect{{0, 0}, 1, 1}, SendParams{p.color, p.mode == 3 ? 0u : p.n, base});
     prog.add_region<AsyncDone>(Rect{{0, 1}, 1, 1}, p);
     wse::routes::path(prog.route_sink(), p.color, {0, 0}, wse::south, 2);
   }

@@ -258,15 +258,19 @@ class Engine {
   // Phase A for one PE: launches, then router / async ops / tasks until nothing moves.
   bool process(Pe& pe) {
     bool progress = false;
-    for (std::size_t i = 0; i < pe.pending_launches_.size() && !pe.fault_; ++i) {
+    // A launched function starts like a task: not while the compute element is stalled on a
+    // send (the rest wait in pending_launches_, which keeps the PE awake).
+    std::size_t launched = 0;
+    for (; launched < pe.pending_launches_.size() && !pe.fault_ && pe.stalled_sends_.empty(); ++launched) {
       pe.ctx_ = Pe::Ctx::function;
-      pe.ctx_fn_ = pe.pending_launch_names_[i];
-      pe.pending_launches_[i](pe.kernel_, pe, Wavelet{});
+      pe.ctx_fn_ = pe.pending_launch_names_[launched];
+      pe.pending_launches_[launched](pe.kernel_, pe, Wavelet{});
       ++pe.stats_.tasks_run;
       progress = true;
     }
-    pe.pending_launches_.clear();
-    pe.pending_launch_names_.clear();
+    pe.pending_launches_.erase(pe.pending_launches_.begin(), pe.pending_launches_.begin() + static_cast<std::ptrdiff_t>(launched));
+    pe.pending_launch_names_.erase(pe.pending_launch_names_.begin(),
+                                   pe.pending_launch_names_.begin() + static_cast<std::ptrdiff_t>(launched));
     unsigned budget = config_.max_task_runs_per_epoch;
     for (unsigned iter = 0; iter < 64 && !pe.fault_; ++iter) {
       bool p = pe.drain_stalled_sends();

@@ -70,8 +70,8 @@ template <class PE> struct Life {
   void send_state(PE& pe) {
     arrived = 0;
     const std::uint32_t s = history[gen];
-    if (p.has_east) { pe.send(p.to_east, wse::Wavelet{s, false}); pe.unblock(wse::data_task_id(p.from_east)); }
-    if (p.has_west) { pe.send(p.to_west, wse::Wavelet{s, false}); pe.unblock(wse::data_task_id(p.from_west)); }
+    if (p.has_east) { pe.send(p.to_east, wse::Wavelet::from_u32(s)); pe.unblock(wse::data_task_id(p.from_east)); }
+    if (p.has_west) { pe.send(p.to_west, wse::Wavelet::from_u32(s)); pe.unblock(wse::data_task_id(p.from_west)); }
   }
   void on_west(PE& pe, wse::Wavelet w) { left = w.data; got_horizontal(pe, p.from_west); }
   void on_east(PE& pe, wse::Wavelet w) { right = w.data; got_horizontal(pe, p.from_east); }
@@ -82,8 +82,8 @@ template <class PE> struct Life {
     if (++arrived < unsigned(p.has_west) + p.has_east) return;
     arrived = 0;
     const std::uint32_t row_sum = left + history[gen] + right;
-    if (p.has_north) { pe.send(p.to_north, wse::Wavelet{row_sum, false}); pe.unblock(wse::data_task_id(p.from_north)); }
-    if (p.has_south) { pe.send(p.to_south, wse::Wavelet{row_sum, false}); pe.unblock(wse::data_task_id(p.from_south)); }
+    if (p.has_north) { pe.send(p.to_north, wse::Wavelet::from_u32(row_sum)); pe.unblock(wse::data_task_id(p.from_north)); }
+    if (p.has_south) { pe.send(p.to_south, wse::Wavelet::from_u32(row_sum)); pe.unblock(wse::data_task_id(p.from_south)); }
   }
   void on_north(PE& pe, wse::Wavelet w) { above = w.data; got_vertical(pe, p.from_north); }
   void on_south(PE& pe, wse::Wavelet w) { below = w.data; got_vertical(pe, p.from_south); }
@@ -114,7 +114,11 @@ static Board host_step(const Board& b) {
 }
 
 int main(int argc, char** argv) {
+  // Usage: wse_sample_game_of_life [threads] [jitter percent]. Jitter makes PEs sit out
+  // epochs at random (deterministically), so neighbours drift out of lockstep: the blocking
+  // of data tasks is what keeps generations apart then.
   const unsigned threads = argc > 1 ? unsigned(std::atoi(argv[1])) : 1;
+  const unsigned jitter = argc > 2 ? unsigned(std::atoi(argv[2])) : 0;
 
   wse::Program prog(wse::arch::wse2, W, H);
   // neighbor_exchange: a PE at parity p along the direction sends on colors[p] and
@@ -132,6 +136,7 @@ int main(int argc, char** argv) {
 
   wse::emu::EmuConfig cfg;
   cfg.threads = threads;
+  cfg.jitter_percent = jitter;
   wse::host::Runtime rt(prog, cfg);
 
   // Generation 0: a glider in the north-west corner, heading south-east.

@@ -67,10 +67,11 @@ template <class PE> struct Gemv {
 static std::vector<float> run_gemv(const std::vector<float>& A, const std::vector<float>& x,
                                    const std::vector<float>& b, unsigned threads, wse::host::RunReport& report) {
   wse::Program prog(wse::arch::wse2, kx, ky);
-  // Column i sends east on sum_colors[i % 2] and receives from the west on the other one
-  // (the same rule checkerboard_chain uses below).
+  // Column i sends east on one sum color and receives from the west on the other, as the
+  // checkerboard_chain routes below expect.
   prog.add_region<Gemv>(prog.grid(), [](wse::Coord c) {
-    return GemvParams{sum_colors[(c.x + 1) % 2], sum_colors[c.x % 2], c.x == kx - 1};
+    return GemvParams{wse::routes::checkerboard_recv_color(sum_colors, c.x),
+                      wse::routes::checkerboard_send_color(sum_colors, c.x), c.x == kx - 1};
   });
   for (std::uint16_t i = 0; i < kx; ++i) {
     wse::routes::broadcast_line(prog.route_sink(), x_color, {i, 0}, wse::south, ky, wse::north, true);
@@ -78,7 +79,8 @@ static std::vector<float> run_gemv(const std::vector<float>& A, const std::vecto
   }
   for (std::uint16_t j = 0; j < ky; ++j) {
     wse::routes::checkerboard_chain(prog.route_sink(), sum_colors, {0, j}, wse::east, kx, true);
-    prog.add_input_stream("b" + std::to_string(j), sum_colors[1], {0, j}, wse::west);
+    prog.add_input_stream("b" + std::to_string(j), wse::routes::checkerboard_recv_color(sum_colors, 0), {0, j},
+                          wse::west);
   }
 
   wse::emu::EmuConfig cfg;

@@ -25,12 +25,13 @@ int main() {
   const wse::Color colors[2] = {wse::Color{0}, wse::Color{1}};
   wse::Program prog(wse::arch::wse2, n, 1);
   prog.add_region<AddAndForward>(prog.grid(), [&](wse::Coord c) {
-    return AddParams{colors[(c.x + 1) % 2], colors[c.x % 2], float(c.x + 1)};
+    return AddParams{wse::routes::checkerboard_recv_color(colors, c.x), wse::routes::checkerboard_send_color(colors, c.x),
+                     float(c.x + 1)};
   });
   // PE i sends east on colors[i % 2] and receives from the west on the other color.
   wse::routes::checkerboard_chain(prog.route_sink(), colors, {0, 0}, wse::east, n, true, true);
-  prog.add_input_stream("in", colors[1], {0, 0}, wse::west);
-  prog.add_output_stream("out", colors[(n - 1) % 2], {n - 1, 0}, wse::east);
+  prog.add_input_stream("in", wse::routes::checkerboard_recv_color(colors, 0), {0, 0}, wse::west);
+  prog.add_output_stream("out", wse::routes::checkerboard_send_color(colors, n - 1), {n - 1, 0}, wse::east);
 
   wse::host::Runtime rt(prog);
   const std::vector<float> in = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};

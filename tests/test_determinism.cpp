@@ -100,6 +100,7 @@ TEST_CASE("broadcasts and row reductions: identical for 1, 2, 3 and 8 threads, a
   const std::uint16_t w = wse_test::small() ? 9 : 23, h = wse_test::small() ? 7 : 17;
   const std::uint32_t n = 40;
   const Fingerprint one = run_mesh(1, w, h, n);
+  INFO(one.report.to_string());
   REQUIRE(one.report.ok());
   // Check the answer against a host computation, not just against itself.
   for (std::uint16_t y = 0; y < h; ++y)
@@ -167,4 +168,46 @@ TEST_CASE("faults are reported identically for every thread count") {
   CHECK(one.first.faults[0].pe == Coord{4, 6});
   CHECK(one.first.faults[3].pe == Coord{2, 8});
   for (unsigned t : {2u, 3u, 8u}) CHECK(run(t) == one);
+}
+
+TEST_CASE("jitter perturbs the schedule but not the answer, and stays thread-independent") {
+  const std::uint16_t w = wse_test::small() ? 7 : 13, h = wse_test::small() ? 5 : 9;
+  auto run = [&](unsigned threads, unsigned jitter, std::uint64_t seed) {
+    auto cfg = wse_test::config();
+    cfg.threads = threads;
+    cfg.jitter_percent = jitter;
+    cfg.jitter_seed = seed;
+    host::Runtime rt(mesh_program(w, h, 25), cfg);
+    Fingerprint f;
+    f.report = rt.call("go");
+    f.stats = rt.stats();
+    f.hashes = rt.read<std::uint32_t>("hash", rt.program().grid(), 2);
+    f.vecs = rt.read<float>("vec", rt.program().grid(), 4);
+    return f;
+  };
+  const Fingerprint plain = run(1, 0, 1);
+  const Fingerprint jittered = run(1, 40, 7);
+  REQUIRE(jittered.report.ok());
+  CHECK(jittered.hashes == plain.hashes);
+  CHECK(jittered.vecs == plain.vecs);
+  CHECK(jittered.report.epochs > plain.report.epochs);  // PEs sat out
+  CHECK(run(3, 40, 7) == jittered);
+  CHECK(run(8, 40, 7) == jittered);
+  CHECK(run(1, 40, 8).report.epochs != jittered.report.epochs);  // another seed, another schedule
+}
+
+TEST_CASE("jitter does not hide or invent a stall") {
+  Program p(arch::wse2, 3, 1);
+  p.add_region<wse_test::Idle>(p.grid(), wse_test::NoParams{});
+  p.set_route(Coord{0, 0}, Color{2}, ColorRoute{west, east});
+  p.set_route(Coord{1, 0}, Color{2}, ColorRoute{west, east});
+  p.set_route(Coord{2, 0}, Color{2}, ColorRoute{west, ramp});
+  p.add_input_stream("in", Color{2}, Coord{0, 0}, west);
+  auto cfg = wse_test::config();
+  cfg.jitter_percent = 90;
+  host::Runtime rt(p, cfg);
+  rt.stream_in<std::uint32_t>("in", std::vector<std::uint32_t>(50, 1u));
+  const auto r = rt.run();
+  CHECK(r.status == host::RunStatus::stalled);
+  CHECK(r.stuck.size() == 3);
 }

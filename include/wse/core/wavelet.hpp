@@ -18,6 +18,12 @@ struct Wavelet {
   static constexpr Wavelet indexed(std::uint16_t value, std::uint16_t index) {
     return Wavelet{static_cast<std::uint32_t>(value) | (static_cast<std::uint32_t>(index) << 16), false};
   }
+  /// A data wavelet carrying a 32-bit unsigned value.
+  static constexpr Wavelet from_u32(std::uint32_t v) { return Wavelet{v, false}; }
+  /// A data wavelet carrying a 32-bit signed value (two's complement bits).
+  static constexpr Wavelet from_i32(std::int32_t v) { return Wavelet{static_cast<std::uint32_t>(v), false}; }
+  /// The payload as a signed 32-bit value.
+  constexpr std::int32_t i32() const { return static_cast<std::int32_t>(data); }
   /// A data wavelet carrying the bits of a float.
   static constexpr Wavelet from_f32(float f) { return Wavelet{std::bit_cast<std::uint32_t>(f), false}; }
   /// Low 16 bits: the data of the 16-bit form.

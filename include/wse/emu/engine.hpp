@@ -32,6 +32,11 @@ struct EmuConfig {
   std::uint64_t max_epochs = 50'000'000;  ///< a run stops with RunStatus::epoch_limit after this many
   unsigned max_task_runs_per_epoch = 64;  ///< task runs per PE per epoch before yielding
   std::size_t max_stalled_sends = 1u << 20;  ///< waiting synchronous sends per PE before a queue-overflow fault
+  /// Schedule perturbation for testing kernels: each epoch, each PE with work sits out with
+  /// this probability in percent (0..90), chosen by a hash of (seed, epoch, PE), so runs stay
+  /// deterministic for any thread count. Exposes kernels that rely on PEs moving in lockstep.
+  unsigned jitter_percent = 0;
+  std::uint64_t jitter_seed = 1;
 };
 
 /// The emulated fabric for one program. Host code; not thread-safe across calls, but
@@ -131,7 +136,18 @@ class Engine {
     std::vector<Pe*> stream_pes;            // PEs with an input stream
     std::vector<PeFault> faults;
     bool progress = false;
+    bool skipped = false;  // some PE sat out this epoch (jitter)
   };
+
+  // True when `pe` sits out this epoch under EmuConfig::jitter_percent.
+  bool sits_out(const Pe& pe, std::uint64_t epoch) const {
+    if (config_.jitter_percent == 0 || full_epoch_) return false;
+    std::uint64_t h = config_.jitter_seed ^ (epoch * 0x9E3779B97F4A7C15ull) ^ (std::uint64_t{pe.index_} << 32);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h % 100 < std::min(config_.jitter_percent, 90u);
+  }
 
   std::size_t index(Coord c) const { return std::size_t{c.y} * width_ + c.x; }
 
@@ -331,8 +347,14 @@ class Engine {
 
   void phase_a(Tile& t, std::uint64_t epoch) {
     t.progress = false;
+    t.skipped = false;
     for (Pe* pe : t.awake) {
       if (pe->fault_) continue;
+      if (sits_out(*pe, epoch)) {
+        t.skipped = true;
+        t.wake_to[pe->tile_].push_back(pe);
+        continue;
+      }
       t.progress |= process(*pe);
       if (pe->fault_) t.faults.push_back(*pe->fault_);
       for (auto& cs : pe->colors_)
@@ -343,7 +365,6 @@ class Engine {
         }
       if (pe->has_work()) t.wake_to[pe->tile_].push_back(pe);
     }
-    (void)epoch;
   }
 
   void phase_b(unsigned ti, std::uint64_t epoch) {
@@ -377,9 +398,10 @@ class Engine {
 
   // Decides after phase B whether the run is over; fills report_.
   bool finished(std::uint64_t epochs_this_run) {
-    bool progress = false, faulted = false, work = false;
+    bool progress = false, faulted = false, work = false, skipped = false;
     for (auto& t : tiles_) {
       progress |= t.progress;
+      skipped |= t.skipped;
       faulted |= !t.faults.empty();
       work |= !t.awake.empty();
     }
@@ -397,6 +419,11 @@ class Engine {
       report_.status = RunStatus::completed;
       return true;
     }
+    // Under jitter, an epoch where nothing moved proves nothing if some PE sat out: run one
+    // epoch with every PE before calling it a stall.
+    const bool was_full = full_epoch_;
+    full_epoch_ = !progress && skipped;
+    if (full_epoch_ && !was_full && epochs_this_run < config_.max_epochs) return false;
     if (!progress || epochs_this_run >= config_.max_epochs) {
       report_.status = progress ? RunStatus::epoch_limit : RunStatus::stalled;
       for (auto& t : tiles_)
@@ -418,6 +445,7 @@ class Engine {
   std::vector<Pe*> start_wake_;
   std::uint64_t total_epochs_ = 0;
   std::uint64_t stamp_ = 0;
+  bool full_epoch_ = false;  // next epoch runs every PE (see finished())
   RunReport report_;
 };
 

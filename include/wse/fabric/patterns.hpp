@@ -60,6 +60,11 @@ constexpr void path(Sink&& sink, Color color, Coord from, Port dir, std::uint16_
   }
 }
 
+/// The color PE number `i` of a checkerboard_chain sends on.
+constexpr Color checkerboard_send_color(const Color (&colors)[2], unsigned i) { return colors[i % 2]; }
+/// The color PE number `i` of a checkerboard_chain receives on (PE 0: from the edge).
+constexpr Color checkerboard_recv_color(const Color (&colors)[2], unsigned i) { return colors[(i + 1) % 2]; }
+
 /// The two-color checkerboard chain used for reductions along a row or column: along
 /// `length` PEs from `start` heading `dir`, PE i sends to PE i+1 and receives from PE i-1,
 /// on alternating colors so no PE receives and sends on one color. PE i sends on
@@ -72,8 +77,8 @@ constexpr void checkerboard_chain(Sink&& sink, const Color (&colors)[2], Coord s
                                   bool last_tx_out = false) {
   for (std::uint16_t i = 0; i < length; ++i) {
     const Coord c = detail::step(start, dir, i);
-    const Color send = colors[i % 2];
-    const Color recv = colors[(i + 1) % 2];
+    const Color send = checkerboard_send_color(colors, i);
+    const Color recv = checkerboard_recv_color(colors, i);
     if (i + 1 < length || last_tx_out) sink(c, send, ColorRoute{Port::ramp, dir});
     if (i > 0 || first_rx_from_edge) sink(c, recv, ColorRoute{opposite(dir), Port::ramp});
   }

@@ -121,14 +121,23 @@ class Program {
                               [shared](emu::Pe& pe, Coord) { detail::emu_create_kernel<K>(pe, *shared); });
   }
 
-  /// Runs kernel K on every PE of `rect`; `params_at(Coord)` gives each PE its parameters
-  /// (called once per PE at load, in row-major order).
+  /// Runs kernel K on every PE of `rect`; `params_at(Coord)` gives each PE its parameters.
+  /// It is called right here, once per PE in row-major order, so it may capture locals by
+  /// reference.
   template <template <class> class K, class F>
     requires KernelTemplate<K> && std::is_invocable_r_v<typename K<ProbeBackend>::Params, F, Coord>
-  Region& add_region(Rect rect, F params_at, std::string name = {}) {
-    return add_region_impl<K>(rect, std::move(name), [f = std::move(params_at)](emu::Pe& pe, Coord c) {
-      const typename K<ProbeBackend>::Params p = f(c);
-      detail::emu_create_kernel<K>(pe, p);
+  Region& add_region(Rect rect, F&& params_at, std::string name = {}) {
+    using P = typename K<ProbeBackend>::Params;
+    auto all = std::make_shared<std::vector<P>>();
+    if (rect.width != 0 && rect.height != 0 && rect.origin.x + rect.width <= width_ && rect.origin.y + rect.height <= height_) {
+      all->reserve(rect.area());
+      for (std::uint16_t dy = 0; dy < rect.height; ++dy)
+        for (std::uint16_t dx = 0; dx < rect.width; ++dx)
+          all->push_back(params_at(Coord{static_cast<std::uint16_t>(rect.origin.x + dx), static_cast<std::uint16_t>(rect.origin.y + dy)}));
+    }
+    return add_region_impl<K>(rect, std::move(name), [all, rect](emu::Pe& pe, Coord c) {
+      const std::size_t i = std::size_t{static_cast<std::uint16_t>(c.y - rect.origin.y)} * rect.width + (c.x - rect.origin.x);
+      detail::emu_create_kernel<K>(pe, (*all)[i]);
     });
   }
 
@@ -214,7 +223,11 @@ class Program {
     static_assert(fits_in_pe_memory<K>,
                   "kernel object is larger than the PE memory (48 KiB): move large arrays to "
                   "wse::alloc in init() or shrink them");
-    const std::string kernel_name{detail::type_name<K<ProbeBackend>>()};
+    std::string kernel_name{detail::type_name<K<ProbeBackend>>()};
+    // "Gemv<wse::ProbeBackend>" -> "Gemv": the backend is not part of the kernel's name.
+    if (const auto at = kernel_name.rfind("<wse::ProbeBackend>"); at != std::string::npos &&
+                                                                  at + 19 == kernel_name.size())
+      kernel_name.erase(at);
     if (name.empty()) name = kernel_name;
     if (rect.width == 0 || rect.height == 0 || rect.origin.x + rect.width > width_ ||
         rect.origin.y + rect.height > height_)

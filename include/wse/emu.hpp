@@ -5,4 +5,5 @@
 #include "emu/kernel_host.hpp"
 #include "emu/pe.hpp"
 #include "emu/report.hpp"
+#include "emu/simd.hpp"
 #include "program.hpp"

@@ -6,6 +6,7 @@
 
 #include "../emu/engine.hpp"
 #include "../emu/kernel_host.hpp"
+#include "../emu/simd.hpp"
 #include "device.hpp"
 
 namespace wse::host {
@@ -35,7 +36,7 @@ class EmulatorDevice final : public Device {
   std::string describe() const override {
     const Program& p = engine_.program();
     return std::string("wse emulator, ") + p.arch().name + ", " + std::to_string(p.width()) + "x" +
-           std::to_string(p.height()) + " PEs, " + std::to_string(engine_.tiles()) + " thread(s)";
+           std::to_string(p.height()) + " PEs, " + std::to_string(engine_.tiles()) + " thread(s), SIMD " + emu::simd_target();
   }
   /// The engine, for inspection (PE state, switch positions) in tests and tools.
   emu::Engine& engine() { return engine_; }

@@ -1,8 +1,19 @@
-# Checks that README.md contains samples/hello_fabric.cpp verbatim inside a ```cpp block.
+# Checks that README.md contains samples/hello_fabric.cpp verbatim, and the Gemv kernel of
+# samples/gemv.cpp verbatim, each inside a ```cpp block, so the walkthroughs cannot rot.
 file(READ ${README} readme)
 file(READ ${SAMPLE} sample)
 string(FIND "${readme}" "```cpp\n${sample}```" at)
 if(at EQUAL -1)
-  message(FATAL_ERROR "README.md's walkthrough differs from ${SAMPLE}; copy the sample into the README")
+  message(FATAL_ERROR "README.md's first walkthrough differs from ${SAMPLE}; copy the sample into the README")
 endif()
-message(STATUS "README walkthrough matches ${SAMPLE}")
+file(READ ${GEMV} gemv)
+string(FIND "${gemv}" "template <class PE> struct Gemv {" begin)
+string(SUBSTRING "${gemv}" ${begin} -1 rest)
+string(FIND "${rest}" "\n};\n" end)
+math(EXPR end "${end} + 4")
+string(SUBSTRING "${rest}" 0 ${end} kernel)
+string(FIND "${readme}" "```cpp\n${kernel}```" at)
+if(begin EQUAL -1 OR at EQUAL -1)
+  message(FATAL_ERROR "README.md's second walkthrough differs from the Gemv kernel in ${GEMV}")
+endif()
+message(STATUS "README walkthroughs match the samples")

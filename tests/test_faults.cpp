@@ -95,7 +95,7 @@ TEST_CASE("a DSD running past its array faults, naming PE, task and op") {
 
 TEST_CASE("a program that deadlocks stops with a report instead of hanging") {
   Program p(arch::wse2, 2, 1);
-  p.add_region<Waiter>(Rect{{1, 0}, 1, 1}, WaitParams{Color{6}});
+  p.add_region<Waiter>(Rect{{1, 0}, 1, 1}, WaitParams{Color{6}}, "receiver");
   p.add_region<wse_test::Idle>(Rect{{0, 0}, 1, 1}, wse_test::NoParams{});
   p.set_route(Coord{0, 0}, Color{6}, ColorRoute{ramp, east});
   p.set_route(Coord{1, 0}, Color{6}, ColorRoute{west, ramp});
@@ -104,6 +104,8 @@ TEST_CASE("a program that deadlocks stops with a report instead of hanging") {
   CHECK(r.status == host::RunStatus::stalled);
   REQUIRE(r.stuck.size() == 1);
   CHECK(r.stuck[0].pe == Coord{1, 0});
+  CHECK(contains(r.stuck[0].kernel, "receiver: "));  // the region's name, then the kernel type
+  CHECK(contains(r.stuck[0].kernel, "Waiter"));
   REQUIRE(r.stuck[0].waiting.size() == 1);
   CHECK(contains(r.stuck[0].waiting[0], "async mov at element 0 of 4, reads color 6"));
   CHECK(contains(r.to_string(), "1 PE(s) with work left"));

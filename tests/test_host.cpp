@@ -83,7 +83,7 @@ TEST_CASE("launching an unknown function or using an unknown stream is refused")
   host::Runtime rt(buffer_program(2, 1, 1), wse_test::config());
   CHECK(contains(error_of([&] { rt.launch("missing"); }), "launch('missing'): no PE exports"));
   CHECK(contains(error_of([&] { rt.launch("double", Rect{{5, 5}, 1, 1}); }), "no PE in (5,5)+1x1"));
-  CHECK(contains(error_of([&] { (void)rt.stream_out("x"); }), "no stream named 'x' (declared streams: none)"));
+  CHECK(contains(error_of([&] { (void)rt.stream_out("x"); }), "no output stream named 'x' (declared streams: none)"));
 }
 
 TEST_CASE("streams carry wavelets in at one edge and out at another, in order") {
@@ -120,6 +120,36 @@ TEST_CASE("streams carry wavelets in at one edge and out at another, in order") 
   rt.stream_in<std::int32_t>("in", std::vector<std::int32_t>{7});
   CHECK(rt.run().ok());
   CHECK(rt.stream_out_as<std::int32_t>("out") == std::vector<std::int32_t>{10});
+}
+
+namespace {
+/// Sends data 1, a control wavelet (no task, no switch command), then data 2.
+template <class PE> struct MixedSender {
+  using Params = wse_test::NoParams;
+  void init(PE& pe, const Params&) { wse::export_function<&MixedSender::go>(pe, "go"); }
+  void go(PE& pe) {
+    pe.send(Color{4}, Wavelet::from_u32(1));
+    pe.send(Color{4}, ControlPayload{}.wavelet());
+    pe.send(Color{4}, Wavelet::from_u32(2));
+  }
+};
+}  // namespace
+
+TEST_CASE("stream_out_as keeps data wavelets; stream_out keeps control wavelets too") {
+  Program p(arch::wse2, 1, 1);
+  p.add_region<MixedSender>(p.grid(), wse_test::NoParams{});
+  p.set_route(Coord{0, 0}, Color{4}, ColorRoute{ramp, east});
+  p.add_output_stream("out", Color{4}, Coord{0, 0}, east);
+  host::Runtime rt(p, wse_test::config());
+  REQUIRE(rt.call("go").ok());
+  const auto raw = rt.stream_out("out");
+  REQUIRE(raw.size() == 3);
+  CHECK(raw[1].control);
+  rt.launch("go");
+  REQUIRE(rt.run().ok());
+  CHECK(rt.stream_out_as<std::uint32_t>("out") == std::vector<std::uint32_t>{1, 2});
+  REQUIRE(rt.emulator() != nullptr);
+  CHECK(rt.emulator()->pe(Coord{0, 0})->stats().sent == 6);
 }
 
 TEST_CASE("describe names the device") {

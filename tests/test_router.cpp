@@ -432,6 +432,43 @@ TEST_CASE("switch: the position is per color; other colors through the same PE a
   CHECK(engine_of(rt).pe(SwitchRig::router)->switch_position(other) == 0);
 }
 
+TEST_CASE("switch: a position may receive from another port; wavelets at the other port wait") {
+  // R (1,1): position 0 receives W -> E, position 1 receives N -> E. Host streams enter from
+  // the west through (0,1) and from the north through (1,0); the receiver is (2,1).
+  const Color c{8};
+  wse::Program prog(wse::arch::wse2, 3, 2);
+  prog.set_route(Coord{0, 1}, c, ColorRoute{wse::west, wse::east});
+  prog.set_route(Coord{1, 0}, c, ColorRoute{wse::north, wse::south});
+  prog.set_route(Coord{1, 1}, c, ColorRoute{wse::west, wse::east}.then(wse::north, wse::east));
+  prog.set_route(Coord{2, 1}, c, ColorRoute{wse::west, wse::ramp});
+  prog.add_region<Recv>(Rect{{2, 1}, 1, 1}, RecvParams{bit(c), 0});
+  prog.add_input_stream("west", c, {0, 1}, wse::west);
+  prog.add_input_stream("north", c, {1, 0}, wse::north);
+  wse::host::Runtime rt(prog, wse_test::config());
+  // Both streams are available from the start; the switch alone decides the interleaving:
+  // W: 1, ctl 40 (advance) | N: 3, 4, ctl 41 (reset) | W: 2.
+  rt.stream_in("west", std::vector<Wavelet>{d(1), ctl(40, true), d(2)});
+  rt.stream_in("north", std::vector<Wavelet>{d(3), d(4), ctl(41, false, true)});
+  const auto report = rt.run();
+  REQUIRE_MESSAGE(report.ok(), report.to_string());
+  const auto log = read_log(rt, {2, 1});
+  CHECK(with_tag(log, c.value) == std::vector<std::uint32_t>{1, 3, 4, 2});
+  CHECK(with_tag(log, ctl_tag(40)).size() == 1);
+  CHECK(with_tag(log, ctl_tag(41)).size() == 1);
+  CHECK(engine_of(rt).pe({1, 1})->switch_position(c) == 0);
+
+  // Without the reset, the last west wavelet stays queued at the switch: a stall.
+  wse::host::Runtime rt2(prog, wse_test::config());
+  rt2.stream_in("west", std::vector<Wavelet>{d(1), ctl(40, true), d(2)});
+  rt2.stream_in("north", std::vector<Wavelet>{d(3)});
+  const auto stuck = rt2.run();
+  CHECK(stuck.status == wse::host::RunStatus::stalled);
+  CHECK(with_tag(read_log(rt2, {2, 1}), c.value) == std::vector<std::uint32_t>{1, 3});
+  REQUIRE(stuck.stuck.size() == 1);
+  CHECK(stuck.stuck[0].pe == Coord{1, 1});
+  CHECK(stuck.stuck[0].colors == std::vector<std::uint8_t>{c.value});
+}
+
 // ---- range filters -------------------------------------------------------------------------
 
 TEST_CASE("range filter: only wavelets whose index lies in [lo, hi] reach RAMP; all travel on") {
@@ -606,6 +643,35 @@ TEST_CASE("queue depths come from the arch: input queues by ascending color, out
   REQUIRE_MESSAGE(second.ok(), second.to_string());
   const auto log = read_log(rt, {0, 1});
   for (auto c : colors) CHECK(with_tag(log, c) == tagged_seq(c, 60));
+}
+
+TEST_CASE("input queues beyond the eighth RAMP color take the last depth") {
+  // Ten colors delivered to one PE, each from its own host stream, all data tasks blocked.
+  const std::uint8_t colors[10] = {0, 2, 3, 6, 7, 9, 12, 15, 18, 20};
+  std::uint32_t mask = 0;
+  for (auto c : colors) mask |= 1u << c;
+  wse::Program prog(wse::arch::wse2, 1, 1);
+  prog.add_region<Recv>(prog.grid(), RecvParams{mask, mask});
+  for (auto c : colors) {
+    prog.set_route(Coord{0, 0}, Color{c}, ColorRoute{wse::west, wse::ramp});
+    prog.add_input_stream("s" + std::to_string(c), Color{c}, {0, 0}, wse::west);
+  }
+  wse::host::Runtime rt(prog, wse_test::config());
+  for (auto c : colors) rt.stream_in<std::uint32_t>("s" + std::to_string(c), tagged_seq(c, 40));
+  const auto first = rt.run();
+  REQUIRE(first.status == wse::host::RunStatus::stalled);
+  REQUIRE(first.stuck.size() == 1);
+  const auto& queues = first.stuck[0].queues;
+  for (unsigned rank = 0; rank < 10; ++rank) {
+    CAPTURE(rank);
+    const std::string depth = std::to_string(wse::arch::wse2.input_queue_depth[rank < 8 ? rank : 7]);
+    const std::string want = "color " + std::to_string(colors[rank]) + " input queue: " + depth + "/" + depth + " wavelets";
+    CHECK(std::any_of(queues.begin(), queues.end(), [&](const std::string& q) { return wse_test::contains(q, want); }));
+  }
+  rt.launch("release");
+  REQUIRE(rt.run().ok());
+  const auto log = read_log(rt, {0, 0});
+  for (auto c : colors) CHECK(with_tag(log, c) == tagged_seq(c, 40));
 }
 
 TEST_CASE("ordering: per color, wavelets arrive in the order sent, across many hops and threads") {

@@ -57,6 +57,8 @@ std::vector<std::uint32_t> iota_from(std::uint32_t first, std::uint32_t n) {
 
 // ---- kernels -------------------------------------------------------------------------------
 
+struct NoParams {};
+
 // Sends `count` data wavelets base, base+1, ... on `color` from init.
 struct SendParams {
   Color color;
@@ -265,7 +267,7 @@ namespace {
 // Task 10 logs, activates task 1 (a lower id), does a long computation and logs again:
 // task 1 must not run in between (no preemption).
 template <class PE> struct RunToCompletion {
-  using Params = SendParams;  // unused
+  using Params = NoParams;
   Log log;
   void init(PE& pe, const Params&) {
     log.export_to(pe);
@@ -286,7 +288,7 @@ template <class PE> struct RunToCompletion {
 
 TEST_CASE("a task runs to completion: a lower id activated mid-task runs only after it returns") {
   wse::Program prog = one_pe();
-  prog.add_region<RunToCompletion>(prog.grid(), SendParams{});
+  prog.add_region<RunToCompletion>(prog.grid(), NoParams{});
   wse::host::Runtime rt(prog, wse_test::config());
   REQUIRE(rt.run().ok());
   CHECK(read_log(rt, {0, 0}) == std::vector<std::uint32_t>{100, 101, 1});
@@ -327,7 +329,7 @@ TEST_CASE("an activated but blocked task does not run; unblocking it runs it exa
 namespace {
 // Task 3 blocks task 9 while 9 is activated; a launched function unblocks it.
 template <class PE> struct BlockFromTask {
-  using Params = SendParams;  // unused
+  using Params = NoParams;
   Log log;
   void init(PE& pe, const Params&) {
     log.export_to(pe);
@@ -348,7 +350,7 @@ template <class PE> struct BlockFromTask {
 
 TEST_CASE("a task that blocks an activated task keeps it from running until unblocked") {
   wse::Program prog = one_pe();
-  prog.add_region<BlockFromTask>(prog.grid(), SendParams{});
+  prog.add_region<BlockFromTask>(prog.grid(), NoParams{});
   wse::host::Runtime rt(prog, wse_test::config());
   CHECK(rt.run().status == wse::host::RunStatus::stalled);
   CHECK(read_log(rt, {0, 0}) == std::vector<std::uint32_t>{3});
@@ -725,6 +727,70 @@ TEST_CASE("async fabric-input op: completion activates the named task after the 
   }
 }
 
+namespace {
+// Data task of `color` logs 100 + payload; init issues an async op reading `k` wavelets of
+// the same color plus `k` of `gate` (buf = color + gate), whose completion activates task
+// 10 (logs 1000, then buf). Until the gate wavelets come, the op holds `color`.
+struct SharedColorParams {
+  Color color, gate;
+  std::uint32_t k = 0;
+};
+template <class PE> struct FabinAndDataTask {
+  using Params = SharedColorParams;
+  Params p;
+  Log log;
+  std::uint32_t buf[32] = {};
+  void init(PE& pe, const Params& params) {
+    p = params;
+    log.export_to(pe);
+    wse::bind_data_task<&FabinAndDataTask::on_data>(pe, p.color);
+    wse::bind_local_task<&FabinAndDataTask::done>(pe, TaskId{10});
+    wse::add(pe, wse::mem1d(buf).with_length(p.k), wse::fabin<std::uint32_t>(p.color, p.k),
+             wse::fabin<std::uint32_t>(p.gate, p.k), wse::then_activate(TaskId{10}));
+  }
+  void on_data(PE&, Wavelet w) { log.push(100 + w.data); }
+  void done(PE&) {
+    log.push(1000);
+    for (std::uint32_t i = 0; i < p.k; ++i) log.push(buf[i]);
+  }
+};
+}  // namespace
+
+TEST_CASE("while an async op reads a color from the fabric, that color's data task does not run") {
+  const Color c{4}, gate{6};
+  const std::uint32_t n = 30;
+  for (std::uint32_t k : {1u, 9u, 25u}) {
+    CAPTURE(k);
+    wse::Program prog(wse::arch::wse2, 1, 2);
+    prog.add_region<Sender>(Rect{{0, 0}, 1, 1}, SendParams{c, n, 0});
+    prog.add_region<FabinAndDataTask>(Rect{{0, 1}, 1, 1}, SharedColorParams{c, gate, k});
+    wse::routes::path(prog.route_sink(), c, {0, 0}, wse::south, 2);
+    prog.set_route(Coord{0, 1}, gate, wse::ColorRoute{wse::west, wse::ramp});
+    prog.add_input_stream("gate", gate, {0, 1}, wse::west);
+    wse::host::Runtime rt(prog, wse_test::config());
+    // The op waits for its gate input while wavelets of `c` sit in the input queue: the data
+    // task of `c` must leave them alone.
+    CHECK(rt.run().status == wse::host::RunStatus::stalled);
+    CHECK(read_log(rt, {0, 1}).empty());
+
+    rt.stream_in<std::uint32_t>("gate", iota_from(500, k));
+    const auto report = rt.run();
+    REQUIRE_MESSAGE(report.ok(), report.to_string());
+    const auto log = read_log(rt, {0, 1});
+    // The op took the first k wavelets; the data task got exactly the rest, in order.
+    const auto done_at = std::find(log.begin(), log.end(), 1000u);
+    REQUIRE(done_at != log.end());
+    REQUIRE(log.end() - done_at >= std::ptrdiff_t{k} + 1);
+    std::vector<std::uint32_t> sums(k);
+    for (std::uint32_t i = 0; i < k; ++i) sums[i] = i + 500 + i;
+    CHECK(std::vector<std::uint32_t>(done_at + 1, done_at + 1 + k) == sums);
+    std::vector<std::uint32_t> data;
+    for (auto it = log.begin(); it != log.end(); ++it)
+      if (it < done_at || it > done_at + k) data.push_back(*it);
+    CHECK(data == iota_from(100 + k, n - k));
+  }
+}
+
 TEST_CASE("async op of length 0 completes at once and fires its completion") {
   AsyncRun r(AsyncParams{Color{4}, 0, 0}, 0);
   wse::host::Runtime rt(r.prog, wse_test::config());
@@ -818,8 +884,14 @@ TEST_CASE("a send into a full output queue stalls the compute element: no new ta
 
   // A function launched on the stalled sender must wait too: no new task starts.
   rt.launch("fn", Rect{{0, 0}, 1, 1});
-  CHECK(rt.run().status == wse::host::RunStatus::stalled);
+  const auto waiting = rt.run();
+  CHECK(waiting.status == wse::host::RunStatus::stalled);
   CHECK(read_log(rt, {0, 0}).empty());
+  // The stuck report names the waiting function.
+  bool fn_named = false;
+  for (const auto& s : waiting.stuck)
+    for (const auto& w : s.waiting) fn_named |= wse_test::contains(w, "launched function 'fn' waits");
+  CHECK(fn_named);
 
   rt.launch("release", Rect{{0, 1}, 1, 1});
   const auto second = rt.run();
@@ -834,7 +906,7 @@ TEST_CASE("a send into a full output queue stalls the compute element: no new ta
 
 namespace {
 template <class PE> struct Launchable {
-  using Params = ColorParams;  // unused
+  using Params = NoParams;
   Log log;
   std::uint32_t count[1] = {};
   void init(PE& pe, const Params&) {
@@ -855,7 +927,7 @@ template <class PE> struct Launchable {
 
 TEST_CASE("exported functions launched from the host run once per launch on the chosen PEs") {
   wse::Program prog(wse::arch::wse2, 3, 4);
-  prog.add_region<Launchable>(Rect{{0, 0}, 3, 3}, ColorParams{});  // row 3 has no kernel
+  prog.add_region<Launchable>(Rect{{0, 0}, 3, 3}, NoParams{});  // row 3 has no kernel
   wse::host::Runtime rt(prog, wse_test::config());
   REQUIRE(rt.run().ok());  // nothing to do before a launch
 

@@ -120,8 +120,10 @@ inline std::uint32_t compute(DsdOpCode op, ElemType t, ElemType src_type, std::u
       case DsdOpCode::sub: return bits_of(x - y);
       case DsdOpCode::mul: return bits_of(x * y);
       case DsdOpCode::mac: return bits_of(std::fma(y, as_f32(c), x));
-      case DsdOpCode::max: return bits_of(std::fmax(x, y));
-      case DsdOpCode::min: return bits_of(std::fmin(x, y));
+      // maxNum/minNum as docs/ops.md states: a NaN operand (quiet or signaling) yields the
+      // other. std::fmax alone returns NaN for a signaling NaN on glibc.
+      case DsdOpCode::max: return std::isnan(x) ? b : std::isnan(y) ? a : bits_of(std::fmax(x, y));
+      case DsdOpCode::min: return std::isnan(x) ? b : std::isnan(y) ? a : bits_of(std::fmin(x, y));
       case DsdOpCode::neg: return a ^ 0x80000000u;
       case DsdOpCode::abs: return a & 0x7fffffffu;
       default: return 0;  // bitwise ops on floats are rejected at compile time

@@ -245,7 +245,7 @@ class Engine {
           const Coord c{static_cast<std::uint16_t>(r.rect.origin.x + dx), static_cast<std::uint16_t>(r.rect.origin.y + dy)};
           Pe& pe = ensure_pe(c);
           pe.tile_ = tile_of_row_[c.y];
-          pe.kernel_name_ = &r.kernel_name;
+          pe.kernel_name_ = &r.display_name;
           pe.ctx_ = Pe::Ctx::init;
           r.create_on_emulator(pe, c);
           if (pe.fault_)
@@ -268,7 +268,8 @@ class Engine {
       }
     std::string known;
     for (auto& s : streams_) known += (known.empty() ? "" : ", ") + s.spec.name;
-    throw ProgramError("no stream named '" + std::string(name) + "' (declared streams: " + (known.empty() ? "none" : known) + ")");
+    throw ProgramError(std::string("no ") + (input ? "input" : "output") + " stream named '" + std::string(name) +
+                       "' (declared streams: " + (known.empty() ? "none" : known) + ")");
   }
 
   // Phase A for one PE: launches, then router / async ops / tasks until nothing moves.

@@ -326,6 +326,8 @@ inline StuckPe Pe::describe_stuck() const {
     s.waiting.push_back("compute element stalled on a send to color " + std::to_string(f.color) + " (" +
                         std::to_string(stalled_sends_.size() - stalled_head_) + " wavelets waiting for output-queue space)");
   }
+  for (const char* f : pending_launch_names_)
+    s.waiting.push_back(std::string("launched function '") + f + "' waits for the compute element");
   for (const auto& a : async_) {
     std::string w = std::string("async ") + op_name(a.ins.op) + " at element " + std::to_string(a.next) + " of " +
                     std::to_string(a.length);

@@ -81,11 +81,18 @@ class Runtime {
   }
   /// Takes every wavelet output stream `name` has collected so far.
   std::vector<Wavelet> stream_out(std::string_view name) { return device_->take_stream(name); }
-  /// Takes output stream `name` as values of T (each wavelet's low sizeof(T) bytes).
+  /// Takes output stream `name` as values of T (each data wavelet's low sizeof(T) bytes).
+  /// Control wavelets that left through the stream are dropped here; stream_out() keeps them.
   template <DsdElement T> std::vector<T> stream_out_as(std::string_view name) {
     const auto w = stream_out(name);
-    std::vector<T> out(w.size());
-    for (std::size_t i = 0; i < w.size(); ++i) std::memcpy(&out[i], &w[i].data, sizeof(T));
+    std::vector<T> out;
+    out.reserve(w.size());
+    for (const Wavelet& x : w) {
+      if (x.control) continue;
+      T v;
+      std::memcpy(&v, &x.data, sizeof(T));
+      out.push_back(v);
+    }
     return out;
   }
 
@@ -104,6 +111,12 @@ class Runtime {
   std::string describe() const { return device_->describe(); }
   const Program& program() const { return program_; }
   Device& device() { return *device_; }
+  /// The emulator behind this runtime (PE state, switch positions), or nullptr when the
+  /// device is not the emulator.
+  emu::Engine* emulator() {
+    auto* d = dynamic_cast<EmulatorDevice*>(device_.get());
+    return d ? &d->engine() : nullptr;
+  }
 
  private:
   template <class F> void for_each_pe(Rect area, F&& f) const {

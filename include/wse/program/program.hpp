@@ -62,6 +62,7 @@ template <template <class> class K, class P> void emu_create_kernel(emu::Pe& pe,
 struct Region {
   std::string name;                 ///< given name, or the kernel type's name
   std::string kernel_name;          ///< the kernel type's name
+  std::string display_name;         ///< how reports name it: "name: Kernel", or "Kernel"
   Rect rect{};
   std::uint32_t kernel_bytes = 0;   ///< sizeof the kernel object
   std::function<void(emu::Pe&, Coord)> create_on_emulator;  ///< builds the kernel at one PE
@@ -150,7 +151,7 @@ class Program {
     sorted_ = false;
   }
   /// Sets the same route of `color` at every PE of `area`.
-  void set_route(Rect area, Color color, const ColorRoute& route) {
+  void set_routes(Rect area, Color color, const ColorRoute& route) {
     for (std::uint16_t dy = 0; dy < area.height; ++dy)
       for (std::uint16_t dx = 0; dx < area.width; ++dx)
         set_route(Coord{static_cast<std::uint16_t>(area.origin.x + dx), static_cast<std::uint16_t>(area.origin.y + dy)},
@@ -241,7 +242,8 @@ class Program {
                            to_string(r.rect) + " (first shared PE " +
                            to_string(Coord{static_cast<std::uint16_t>(x0), static_cast<std::uint16_t>(y0)}) + ")");
     }
-    regions_.push_back(Region{std::move(name), kernel_name, rect,
+    std::string display = name == kernel_name ? kernel_name : name + ": " + kernel_name;
+    regions_.push_back(Region{std::move(name), kernel_name, std::move(display), rect,
                               static_cast<std::uint32_t>(sizeof(K<ProbeBackend>)), std::move(create)});
     return regions_.back();
   }
@@ -334,8 +336,7 @@ inline void Program::validate() const {
         throw ProgramError(where + ": transmits " + port_name(d) + " to PE " + to_string(n) +
                            ", whose route on color " + std::to_string(e.color.value) +
                            (r == nullptr ? " does not exist" : " does not receive from " + std::string(port_name(opposite(d)))) +
-                           " (receives from " + (r ? to_string(r->all_rx()) : std::string("-")) +
-                           "); a color must not have two inputs at once");
+                           (r ? " (it receives from " + to_string(r->all_rx()) + ")" : std::string()));
     }
   }
   for (const StreamSpec& s : streams_) {

@@ -364,7 +364,8 @@ class Engine {
           if (cs.out_stream[d]) t.wake_to[pe->tile_].push_back(pe);
           else if (Pe* n = pe->neighbor_[d]) t.wake_to[n->tile_].push_back(n);
         }
-      if (pe->has_work()) t.wake_to[pe->tile_].push_back(pe);
+      pe->out_pending_ = pe->has_outgoing();
+      if (pe->out_pending_ || pe->has_local_work()) t.wake_to[pe->tile_].push_back(pe);
     }
   }
 
@@ -392,9 +393,11 @@ class Engine {
     bool progress = false;
     for (Pe* pe : t.pull) progress |= pull(*pe);
     t.progress |= progress;
+    // Neighbours in other tiles may be draining our outgoing buffers right now: decide from
+    // out_pending_ (set in phase A), never from the buffers themselves.
     t.awake.clear();
     for (Pe* pe : t.pull)
-      if (pe->has_work()) t.awake.push_back(pe);
+      if (pe->out_pending_ || pe->has_local_work()) t.awake.push_back(pe);
   }
 
   // Decides after phase B whether the run is over; fills report_.

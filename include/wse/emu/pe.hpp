@@ -271,6 +271,9 @@ class Pe {
   bool run_tasks(unsigned max_runs);
   bool deliver_control(Wavelet w);
   bool has_work() const;
+  // Work other than outgoing link buffers (which neighbours drain during phase B).
+  bool has_local_work() const;
+  bool has_outgoing() const;
   bool has_runnable() const;
   std::uint64_t fabin_busy_mask() const;
   void execute_now(const DsdInstr& ins, std::uint32_t length);
@@ -311,6 +314,9 @@ class Pe {
   std::uint32_t index_ = 0;
   std::uint16_t tile_ = 0;
   std::uint64_t stamp_a_ = ~0ull, stamp_b_ = ~0ull;
+  // Outgoing buffers were non-empty at the end of this PE's last phase A. Only the owner
+  // writes it; phase B reads it instead of the buffers, which neighbours are draining.
+  bool out_pending_ = false;
 };
 
 }  // namespace wse::emu

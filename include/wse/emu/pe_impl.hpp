@@ -271,15 +271,24 @@ inline bool Pe::route_step() {
   return progress;
 }
 
-inline bool Pe::has_work() const {
+inline bool Pe::has_local_work() const {
   if (active_ != 0 || !async_.empty() || !pending_launches_.empty() || !stalled_sends_.empty()) return true;
   for (const auto& cs : colors_) {
     if (!cs.iq.empty() || !cs.oq.empty()) return true;
     for (unsigned d = 0; d < 4; ++d)
-      if (!cs.in[d].empty() || !cs.out[d].empty()) return true;
+      if (!cs.in[d].empty()) return true;
   }
   return false;
 }
+
+inline bool Pe::has_outgoing() const {
+  for (const auto& cs : colors_)
+    for (unsigned d = 0; d < 4; ++d)
+      if (!cs.out[d].empty()) return true;
+  return false;
+}
+
+inline bool Pe::has_work() const { return has_local_work() || has_outgoing(); }
 
 inline StuckPe Pe::describe_stuck() const {
   StuckPe s;

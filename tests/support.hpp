@@ -22,6 +22,16 @@ inline wse::emu::EmuConfig config() {
   return c;
 }
 
+/// The message of the wse::ProgramError that `f()` throws, or "" when it throws none.
+inline std::string error_of(auto&& f) {
+  try {
+    f();
+  } catch (const wse::ProgramError& e) {
+    return e.what();
+  }
+  return "";
+}
+
 /// True when `text` contains `part` (for checking that error messages name the place).
 inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 

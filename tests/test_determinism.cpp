@@ -82,9 +82,7 @@ Program mesh_program(std::uint16_t w, std::uint16_t h, std::uint32_t n) {
   return p;
 }
 
-Fingerprint run_mesh(unsigned threads, std::uint16_t w, std::uint16_t h, std::uint32_t n) {
-  auto cfg = wse_test::config();
-  cfg.threads = threads;
+Fingerprint run_mesh(emu::EmuConfig cfg, std::uint16_t w, std::uint16_t h, std::uint32_t n) {
   host::Runtime rt(mesh_program(w, h, n), cfg);
   Fingerprint f;
   f.report = rt.call("go");
@@ -92,6 +90,12 @@ Fingerprint run_mesh(unsigned threads, std::uint16_t w, std::uint16_t h, std::ui
   f.hashes = rt.read<std::uint32_t>("hash", rt.program().grid(), 2);
   f.vecs = rt.read<float>("vec", rt.program().grid(), 4);
   return f;
+}
+
+Fingerprint run_mesh(unsigned threads, std::uint16_t w, std::uint16_t h, std::uint32_t n) {
+  auto cfg = wse_test::config();
+  cfg.threads = threads;
+  return run_mesh(cfg, w, h, n);
 }
 
 }  // namespace
@@ -177,13 +181,7 @@ TEST_CASE("jitter perturbs the schedule but not the answer, and stays thread-ind
     cfg.threads = threads;
     cfg.jitter_percent = jitter;
     cfg.jitter_seed = seed;
-    host::Runtime rt(mesh_program(w, h, 25), cfg);
-    Fingerprint f;
-    f.report = rt.call("go");
-    f.stats = rt.stats();
-    f.hashes = rt.read<std::uint32_t>("hash", rt.program().grid(), 2);
-    f.vecs = rt.read<float>("vec", rt.program().grid(), 4);
-    return f;
+    return run_mesh(cfg, w, h, 25);
   };
   const Fingerprint plain = run(1, 0, 1);
   const Fingerprint jittered = run(1, 40, 7);

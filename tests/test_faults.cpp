@@ -6,16 +6,9 @@
 
 using namespace wse;
 using wse_test::contains;
+using wse_test::error_of;
 
 namespace {
-std::string error_of(auto&& f) {
-  try {
-    f();
-  } catch (const ProgramError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 struct WaitParams {
   Color in;

@@ -8,16 +8,9 @@
 
 using namespace wse;
 using wse_test::contains;
+using wse_test::error_of;
 
 namespace {
-std::string error_of(auto&& f) {
-  try {
-    f();
-  } catch (const ProgramError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 Program buffer_program(std::uint16_t w, std::uint16_t h, std::uint32_t n) {
   Program p(arch::wse2, w, h);

@@ -6,19 +6,9 @@
 
 using namespace wse;
 using wse_test::contains;
+using wse_test::error_of;
 using wse_test::Idle;
 using wse_test::NoParams;
-
-namespace {
-std::string error_of(auto&& f) {
-  try {
-    f();
-  } catch (const ProgramError& e) {
-    return e.what();
-  }
-  return "";
-}
-}  // namespace
 
 TEST_CASE("a grid larger than the fabric is refused") {
   const auto e = error_of([] { Program p(arch::wse2, 758, 10); });

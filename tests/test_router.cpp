@@ -25,10 +25,6 @@ using wse::Wavelet;
 
 namespace {
 
-wse::emu::Engine& engine_of(wse::host::Runtime& rt) {
-  return dynamic_cast<wse::host::EmulatorDevice&>(rt.device()).engine();
-}
-
 constexpr std::uint32_t log_cap = 1024;
 
 /// (color, payload) pairs a kernel records, exported as "log" (2 words per entry) and "log_n".
@@ -198,8 +194,8 @@ TEST_CASE("fan-out: one route transmits every wavelet to all four neighbors, in 
     CAPTURE(pe.y);
     CHECK(with_tag(read_log(rt, pe), c.value) == tagged_seq(c.value, n));
   }
-  CHECK(engine_of(rt).pe(center)->stats().forwarded == 4 * n);
-  CHECK(engine_of(rt).pe(center)->stats().sent == n);
+  CHECK((*rt.emulator()).pe(center)->stats().forwarded == 4 * n);
+  CHECK((*rt.emulator()).pe(center)->stats().sent == n);
 }
 
 TEST_CASE("fan-out: forward-and-deliver along a line; every PE on it gets every wavelet") {
@@ -219,7 +215,7 @@ TEST_CASE("fan-out: forward-and-deliver along a line; every PE on it gets every 
   for (std::uint16_t y = 1; y < len; ++y) {
     CAPTURE(y);
     CHECK(with_tag(read_log(rt, {0, y}), c.value) == tagged_seq(c.value, n));
-    const auto& st = engine_of(rt).pe({0, y})->stats();
+    const auto& st = (*rt.emulator()).pe({0, y})->stats();
     CHECK(st.delivered == n);
     CHECK(st.forwarded == (y + 1 < len ? n : 0u));
   }
@@ -238,7 +234,7 @@ TEST_CASE("fan-out: a multicast wavelet waits until every branch has room") {
   wse::host::Runtime rt(prog, wse_test::config());
   CHECK(rt.run().status == wse::host::RunStatus::stalled);
   const unsigned iq = wse::arch::wse2.input_queue_depth[0];
-  CHECK(engine_of(rt).pe({0, 1})->stats().delivered == iq);
+  CHECK((*rt.emulator()).pe({0, 1})->stats().delivered == iq);
   CHECK(with_tag(read_log(rt, {0, 2}), c.value) == tagged_seq(c.value, iq));
   rt.launch("release", Rect{{0, 1}, 1, 1});
   REQUIRE(rt.run().ok());
@@ -358,7 +354,7 @@ void run_switch_case(const std::vector<Wavelet>& in, const std::vector<int>& pos
     std::sort(ctl_ids.begin(), ctl_ids.end());
     CHECK(got_ctl == ctl_ids);
   }
-  CHECK(engine_of(rt).pe(SwitchRig::router)->switch_position(SwitchRig::c) == m.final_pos);
+  CHECK((*rt.emulator()).pe(SwitchRig::router)->switch_position(SwitchRig::c) == m.final_pos);
 }
 
 Wavelet d(std::uint32_t v) { return Wavelet{v, false}; }
@@ -428,8 +424,8 @@ TEST_CASE("switch: the position is per color; other colors through the same PE a
   CHECK(with_tag(east, ctl_tag(41)).size() == 1);
   CHECK(with_tag(east, ctl_tag(42)).size() == 1);
   CHECK(with_tag(east, SwitchRig::c.value).empty());
-  CHECK(engine_of(rt).pe(SwitchRig::router)->switch_position(SwitchRig::c) == 1);
-  CHECK(engine_of(rt).pe(SwitchRig::router)->switch_position(other) == 0);
+  CHECK((*rt.emulator()).pe(SwitchRig::router)->switch_position(SwitchRig::c) == 1);
+  CHECK((*rt.emulator()).pe(SwitchRig::router)->switch_position(other) == 0);
 }
 
 TEST_CASE("switch: a position may receive from another port; wavelets at the other port wait") {
@@ -455,7 +451,7 @@ TEST_CASE("switch: a position may receive from another port; wavelets at the oth
   CHECK(with_tag(log, c.value) == std::vector<std::uint32_t>{1, 3, 4, 2});
   CHECK(with_tag(log, ctl_tag(40)).size() == 1);
   CHECK(with_tag(log, ctl_tag(41)).size() == 1);
-  CHECK(engine_of(rt).pe({1, 1})->switch_position(c) == 0);
+  CHECK((*rt.emulator()).pe({1, 1})->switch_position(c) == 0);
 
   // Without the reset, the last west wavelet stays queued at the switch: a stall.
   wse::host::Runtime rt2(prog, wse_test::config());
@@ -516,7 +512,7 @@ TEST_CASE("range filter: only wavelets whose index lies in [lo, hi] reach RAMP; 
       CHECK(with_tag(log, c.value) == expected);
       CHECK(with_tag(log, ctl_tag(40)).size() == 1);
       // Everything travels on: each PE but the last forwards every wavelet.
-      CHECK(engine_of(rt).pe({0, y})->stats().forwarded == (y < 2 ? in.size() : 0u));
+      CHECK((*rt.emulator()).pe({0, y})->stats().forwarded == (y < 2 ? in.size() : 0u));
     }
   }
 }
@@ -568,7 +564,7 @@ TEST_CASE("back-pressure: with a blocked receiver only queue depths + router buf
     CHECK(first.status == wse::host::RunStatus::stalled);
 
     const unsigned oq = wse::arch::wse2.output_queue_depth[0], iq = wse::arch::wse2.input_queue_depth[0];
-    auto& eng = engine_of(rt);
+    auto& eng = (*rt.emulator());
     const auto& s0 = eng.pe({0, 0})->stats();
     const auto& s1 = eng.pe({0, 1})->stats();
     const auto& s2 = eng.pe({0, 2})->stats();

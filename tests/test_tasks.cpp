@@ -22,10 +22,6 @@ using wse::Wavelet;
 
 namespace {
 
-wse::emu::Engine& engine_of(wse::host::Runtime& rt) {
-  return dynamic_cast<wse::host::EmulatorDevice&>(rt.device()).engine();
-}
-
 /// An append-only record a kernel keeps and the host reads back ("log", "log_n").
 struct Log {
   static constexpr std::uint32_t cap = 128;
@@ -259,7 +255,7 @@ TEST_CASE("a task that activates itself runs again once per run (the bit is clea
     REQUIRE(rt.run().ok());
     CHECK(read_log(rt, {0, 0}) == iota_from(0, times));
     // The task bit is clear again after a completed run.
-    CHECK_FALSE(engine_of(rt).pe({0, 0})->is_active(TaskId{6}));
+    CHECK_FALSE((*rt.emulator()).pe({0, 0})->is_active(TaskId{6}));
   }
 }
 
@@ -313,7 +309,7 @@ TEST_CASE("an activated but blocked task does not run; unblocking it runs it exa
   CHECK(first.stuck[0].pe == Coord{0, 0});
   REQUIRE(first.stuck[0].tasks.size() == 1);
   CHECK(wse_test::contains(first.stuck[0].tasks[0], "task 7 activated but blocked"));
-  const wse::emu::Pe& pe = *engine_of(rt).pe({0, 0});
+  const wse::emu::Pe& pe = *(*rt.emulator()).pe({0, 0});
   CHECK(pe.is_active(TaskId{7}));
   CHECK(pe.is_blocked(TaskId{7}));
   CHECK_FALSE(pe.is_active(TaskId{4}));
@@ -396,7 +392,7 @@ TEST_CASE("a data task runs once per wavelet, in arrival order, receiving the 32
     expected.push_back(0);  // data wavelets reach data tasks with the control bit clear
   }
   CHECK(read_log(rt, {0, 0}) == expected);
-  const auto* pe = engine_of(rt).pe({0, 0});
+  const auto* pe = (*rt.emulator()).pe({0, 0});
   CHECK(pe->stats().tasks_run == payload.size());
   CHECK(pe->stats().received == payload.size());
 }
@@ -433,7 +429,7 @@ TEST_CASE("data-task ids of colors with no bound task start blocked; binding unb
   prog.add_input_stream("unbound", unbound, {0, 0}, wse::north);
   wse::host::Runtime rt(prog, wse_test::config());
 
-  const wse::emu::Pe& pe = *engine_of(rt).pe({0, 0});
+  const wse::emu::Pe& pe = *(*rt.emulator()).pe({0, 0});
   for (unsigned t = 0; t < wse::max_task_ids; ++t) {
     CAPTURE(t);
     const bool color_id = t < wse::arch::wse2.routable_colors;
@@ -467,7 +463,7 @@ TEST_CASE("blocking a data task holds its wavelets in the queue; unblocking rele
   const auto first = rt.run();
   CHECK(first.status == wse::host::RunStatus::stalled);
   CHECK(read_log(rt, {0, 1}).empty());
-  const wse::emu::Pe& recv = *engine_of(rt).pe({0, 1});
+  const wse::emu::Pe& recv = *(*rt.emulator()).pe({0, 1});
   CHECK(recv.stats().delivered == n);  // all of them reached the input queue ...
   CHECK(recv.stats().received == 0);   // ... and none was taken out
   REQUIRE(first.stuck.size() == 1);
@@ -491,7 +487,7 @@ TEST_CASE("a data task that blocks itself mid-stream stops taking wavelets until
     wse::host::Runtime rt(prog, wse_test::config());
     CHECK(rt.run().status == wse::host::RunStatus::stalled);
     CHECK(read_log(rt, {0, 1}) == iota_from(1000, block_after));
-    CHECK(engine_of(rt).pe({0, 1})->stats().received == block_after);
+    CHECK((*rt.emulator()).pe({0, 1})->stats().received == block_after);
     const auto report = rt.call("release");
     REQUIRE_MESSAGE(report.ok(), report.to_string());
     CHECK(read_log(rt, {0, 1}) == iota_from(1000, n));
@@ -632,7 +628,7 @@ TEST_CASE("control tasks: one activation bit, blocking, and activation by softwa
   rt.stream_in("in", std::vector<Wavelet>{ctl(40, 2)});
   CHECK(rt.run().status == wse::host::RunStatus::stalled);
   CHECK(read_log(rt, {0, 0}).empty());
-  CHECK(engine_of(rt).pe({0, 0})->is_active(TaskId{40}));
+  CHECK((*rt.emulator()).pe({0, 0})->is_active(TaskId{40}));
 
   REQUIRE(rt.call("release").ok());
   const auto log = read_log(rt, {0, 0});
@@ -830,7 +826,7 @@ TEST_CASE("async completion activating a blocked task: it runs only once unblock
   wse::host::Runtime rt(r.prog, wse_test::config());
   CHECK(rt.run().status == wse::host::RunStatus::stalled);
   CHECK(read_log(rt, {0, 1}).empty());
-  CHECK(engine_of(rt).pe({0, 1})->is_active(TaskId{10}));
+  CHECK((*rt.emulator()).pe({0, 1})->is_active(TaskId{10}));
   REQUIRE(rt.call("release").ok());
   std::vector<std::uint32_t> expected = {1000};
   for (std::uint32_t i = 0; i < 5; ++i) expected.push_back(10 + i);
@@ -870,13 +866,13 @@ TEST_CASE("a send into a full output queue stalls the compute element: no new ta
   CHECK(first.status == wse::host::RunStatus::stalled);
   // Task 5 was activated after the sends; the sender is still stalled, so it has not run.
   CHECK(read_log(rt, {0, 0}).empty());
-  CHECK(engine_of(rt).pe({0, 0})->is_active(TaskId{5}));
+  CHECK((*rt.emulator()).pe({0, 0})->is_active(TaskId{5}));
   // Everything that fits between the two compute elements left the sender: its output queue,
   // the two link buffers and the receiver's input queue (first queues by color order).
   const std::uint32_t room = wse::arch::wse2.output_queue_depth[0] + 2 * cfg.router_buffer_depth +
                              wse::arch::wse2.input_queue_depth[0];
   REQUIRE(room < n);
-  CHECK(engine_of(rt).pe({0, 0})->stats().sent == room);
+  CHECK((*rt.emulator()).pe({0, 0})->stats().sent == room);
   bool stalled_named = false;
   for (const auto& s : first.stuck)
     for (const auto& w : s.waiting) stalled_named |= wse_test::contains(w, "stalled on a send to color 0");

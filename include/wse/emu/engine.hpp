@@ -10,7 +10,6 @@
 /// phase, so no locks are needed and the result does not depend on the thread count.
 #include <algorithm>
 #include <barrier>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>

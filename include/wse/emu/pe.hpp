@@ -313,7 +313,7 @@ class Pe {
   // Engine bookkeeping: tile index and the last epoch stamp this PE was listed in.
   std::uint32_t index_ = 0;
   std::uint16_t tile_ = 0;
-  std::uint64_t stamp_a_ = ~0ull, stamp_b_ = ~0ull;
+  std::uint64_t stamp_b_ = ~0ull;
   // Outgoing buffers were non-empty at the end of this PE's last phase A. Only the owner
   // writes it; phase B reads it instead of the buffers, which neighbours are draining.
   bool out_pending_ = false;

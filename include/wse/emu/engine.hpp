@@ -35,6 +35,9 @@ struct EmuConfig {
   /// this probability in percent (0..90), chosen by a hash of (seed, epoch, PE), so runs stay
   /// deterministic for any thread count. Exposes kernels that rely on PEs moving in lockstep.
   unsigned jitter_percent = 0;
+  /// Run memory-only DSD ops on SIMD vectors where possible (bit-identical to the scalar
+  /// reference; off = scalar reference only, for comparison).
+  bool simd = true;
   std::uint64_t jitter_seed = 1;
 };
 
@@ -156,6 +159,7 @@ class Engine {
       slot = std::make_unique<Pe>(program_.arch(), c);
       slot->index_ = static_cast<std::uint32_t>(index(c));
       slot->send_stall_limit_ = config_.max_stalled_sends;
+      slot->use_simd_ = config_.simd;
     }
     return *slot;
   }

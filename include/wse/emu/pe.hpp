@@ -317,6 +317,7 @@ class Pe {
   // Outgoing buffers were non-empty at the end of this PE's last phase A. Only the owner
   // writes it; phase B reads it instead of the buffers, which neighbours are draining.
   bool out_pending_ = false;
+  bool use_simd_ = true;  // EmuConfig::simd
 };
 
 }  // namespace wse::emu

@@ -7,6 +7,7 @@
 
 #include "../program/program.hpp"
 #include "pe.hpp"
+#include "simd_dsd.hpp"
 
 namespace wse::emu {
 
@@ -66,6 +67,7 @@ inline void Pe::dsd(const DsdInstr& ins) {
 }
 
 inline void Pe::execute_now(const DsdInstr& ins, std::uint32_t length) {
+  if (use_simd_ && simd::try_execute(ins, length)) return;
   const Operand* srcs[3] = {&ins.a, &ins.b, &ins.c};
   const int nsrc = detail::source_count(ins.op);
   for (std::uint32_t i = 0; i < length; ++i) {

@@ -3,6 +3,7 @@
 /// Data structure descriptors (DSDs): typed views of PE memory (1-D and up to 4-D) and of
 /// the fabric (input and output on a color). Freestanding; a DSD is a small value.
 #include <cstdint>
+#include <type_traits>
 
 #include "../core/elem_type.hpp"
 #include "../core/types.hpp"
@@ -185,6 +186,6 @@ template <class D> concept Dsd = detail::DsdTraits<D>::is_dsd;
 template <class D> concept DestDsd = Dsd<D> && !(detail::DsdTraits<D>::is_fabric && !detail::DsdTraits<D>::is_out);
 /// A DSD or scalar that can be read (memory, fabric input, or a scalar value).
 template <class S> concept SourceOperand =
-    DsdElement<S> || (Dsd<S> && !detail::DsdTraits<S>::is_out);
+    std::is_arithmetic_v<S> || (Dsd<S> && !detail::DsdTraits<S>::is_out);
 
 }  // namespace wse

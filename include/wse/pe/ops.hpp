@@ -52,6 +52,25 @@ template <class X> struct ElemOfOperand { using type = X; };
 template <class X> requires Dsd<X> struct ElemOfOperand<X> { using type = typename DsdTraits<X>::elem; };
 template <class X> using elem_of_operand = typename ElemOfOperand<X>::type;
 
+// A scalar fits a destination of element type T when it is the same kind of number: a float
+// for float; for integers the same size and signedness (so `7u` works for std::uint32_t
+// whether the target spells that `unsigned int` or `unsigned long`).
+template <class S, class T> constexpr bool scalar_fits() {
+  if constexpr (std::is_same_v<S, T>) return true;
+  else if constexpr (std::is_floating_point_v<T> || std::is_floating_point_v<S>) return false;
+  else return std::is_integral_v<S> && !std::is_same_v<S, bool> && sizeof(S) == sizeof(T) &&
+              std::is_signed_v<S> == std::is_signed_v<T>;
+}
+template <class S, class T> constexpr bool source_fits() {
+  if constexpr (Dsd<S>) return std::is_same_v<typename DsdTraits<S>::elem, T>;
+  else return scalar_fits<S, T>();
+}
+// The operand for a source: DSDs as they are, scalars converted to the element type T.
+template <class T, class S> constexpr Operand source_operand(const S& s) {
+  if constexpr (Dsd<S>) return to_operand(s);
+  else return to_operand(static_cast<T>(s));
+}
+
 template <class X> constexpr bool is_fabric_operand() {
   if constexpr (Dsd<X>) return DsdTraits<X>::is_fabric; else return false;
 }
@@ -63,9 +82,10 @@ void issue(PE& pe, const D& dst, Completion done, const S&... src) {
                 "sources must be memory DSDs, fabric input DSDs, or scalars of a DSD element type");
   using T = typename DsdTraits<D>::elem;
   if constexpr (Op != DsdOpCode::cvt) {
-    static_assert((std::is_same_v<elem_of_operand<S>, T> && ...),
+    static_assert((source_fits<S, T>() && ...),
                   "every source must have the destination's element type (use cvt to convert; "
-                  "write scalars with their exact type, e.g. 2.0f or std::int16_t{2})");
+                  "a scalar must be the same kind of number: 2.0f for float, an integer of the same "
+                  "size and signedness for integers, e.g. std::int16_t{2})");
   }
   if constexpr (Op == DsdOpCode::band || Op == DsdOpCode::bor || Op == DsdOpCode::bxor ||
                 Op == DsdOpCode::shl || Op == DsdOpCode::shr) {
@@ -79,7 +99,11 @@ void issue(PE& pe, const D& dst, Completion done, const S&... src) {
   ins.dst = to_operand(dst);
   Operand* slots[3] = {&ins.a, &ins.b, &ins.c};
   int i = 0;
-  ((*slots[i++] = to_operand(src)), ...);
+  if constexpr (Op == DsdOpCode::cvt) {
+    ((*slots[i++] = to_operand(src)), ...);  // cvt's source keeps its own element type
+  } else {
+    ((*slots[i++] = source_operand<T>(src)), ...);
+  }
   ins.async = Async;
   ins.done = done;
   pe.dsd(ins);

@@ -1,0 +1,161 @@
+#pragma once
+/// \file
+/// The emulator's SIMD DSD engine: memory-only ops whose operands are contiguous runs run on
+/// Highway vectors, chosen at run time for the best instruction set of the host (dynamic
+/// dispatch), or for the compile-time target in the single-header edition. Everything else,
+/// and every target that cannot reproduce the scalar reference bit for bit (fp32 mac without
+/// a fused multiply-add), falls back to pe/elementwise.hpp. Emulator internal; hosted.
+///
+/// Define WSE_SIMD_STATIC_DISPATCH to compile only the target the compiler flags select (no
+/// libhwy needed at link time; used for cross builds and by the single header).
+#include <cstddef>
+#include <cstdint>
+
+#include "../pe/elementwise.hpp"
+#include "../pe/ops.hpp"
+
+namespace wse::emu::simd {
+/// One contiguous run for a SIMD kernel: n elements at d; each source is an array, or a
+/// scalar (null pointer, value in the matching s*). Shared by every Highway target.
+template <class T> struct Run {
+  T* d;
+  const T* a;
+  const T* b;
+  const T* c;
+  T sa, sb, sc;
+  std::size_t n;
+};
+}  // namespace wse::emu::simd
+
+#if defined(WSE_HAVE_HIGHWAY) && __has_include(<hwy/highway.h>)
+#define WSE_DETAIL_SIMD 1
+#if defined(WSE_DETAIL_SINGLE_HEADER) || defined(WSE_SIMD_STATIC_DISPATCH)
+#include <hwy/highway.h>
+#include "simd_dsd-inl.hpp"
+#else
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "wse/emu/simd_dsd-inl.hpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+#include <wse/emu/simd_dsd-inl.hpp>  // the static target (angle brackets: not inlined by tools/amalgamate.py)
+#endif
+#endif
+
+namespace wse::emu::simd {
+
+#if defined(WSE_DETAIL_SIMD)
+#if defined(WSE_DETAIL_SINGLE_HEADER) || defined(WSE_SIMD_STATIC_DISPATCH)
+#define WSE_DETAIL_SIMD_CALL(fn) HWY_STATIC_DISPATCH(fn)
+#else
+HWY_EXPORT(RunF32);
+HWY_EXPORT(RunI32);
+HWY_EXPORT(RunU32);
+HWY_EXPORT(RunI16);
+HWY_EXPORT(RunU16);
+HWY_EXPORT(TargetNameHere);
+#define WSE_DETAIL_SIMD_CALL(fn) HWY_DYNAMIC_DISPATCH(fn)
+#endif
+#endif
+
+/// Name of the instruction set the SIMD engine uses on this host ("AVX2", "NEON", ...), or
+/// "scalar" when the emulator was built without Highway. Host code.
+inline const char* target_name() {
+#if defined(WSE_DETAIL_SIMD)
+  return WSE_DETAIL_SIMD_CALL(TargetNameHere)();
+#else
+  return "scalar";
+#endif
+}
+
+namespace detail {
+
+// The byte range a memory operand touches.
+inline void byte_range(const Operand& o, const unsigned char*& lo, const unsigned char*& hi) {
+  const elementwise::AccessRange r = elementwise::access_range(o);
+  const auto* base = static_cast<const unsigned char*>(o.base);
+  lo = base + r.lo * elem_size(o.type);
+  hi = base + (r.hi + 1) * elem_size(o.type);
+}
+
+// Same element layout: same base, offset, dims and strides.
+inline bool same_layout(const Operand& x, const Operand& y) {
+  if (x.base != y.base || x.offset != y.offset) return false;
+  for (int k = 0; k < 4; ++k)
+    if (x.dims[k] != y.dims[k] || x.strides[k] != y.strides[k]) return false;
+  return true;
+}
+
+}  // namespace detail
+
+/// Runs memory-only `ins` over `length` elements on SIMD vectors when every memory operand
+/// is contiguous in its innermost dimension (stride 1) and the destination either does not
+/// overlap a source or has exactly its layout. Returns false, doing nothing, otherwise: the
+/// caller then runs the scalar reference. Results are bit-identical to the reference.
+inline bool try_execute(const DsdInstr& ins, std::uint32_t length) {
+#if defined(WSE_DETAIL_SIMD)
+  if (length == 0 || ins.op == DsdOpCode::cvt || ins.dst.kind != OperandKind::mem) return false;
+  const Operand* srcs[3] = {&ins.a, &ins.b, &ins.c};
+  const int nsrc = elementwise::source_count(ins.op);
+  const Operand& dst = ins.dst;
+  if (dst.strides[0] != 1 && dst.dims[0] != 1) return false;
+  const unsigned char *dlo, *dhi;
+  detail::byte_range(dst, dlo, dhi);
+  for (int k = 0; k < nsrc; ++k) {
+    const Operand& s = *srcs[k];
+    if (s.kind == OperandKind::scalar) continue;
+    if (s.kind != OperandKind::mem || s.type != dst.type) return false;
+    if (s.strides[0] != 1 && s.dims[0] != 1) return false;
+    for (int j = 0; j < 4; ++j)
+      if (s.dims[j] != dst.dims[j]) return false;  // same shape, so runs line up
+    const unsigned char *lo, *hi;
+    detail::byte_range(s, lo, hi);
+    // Element-order semantics: a destination that partly overlaps a source must go scalar.
+    if (lo < dhi && dlo < hi && !detail::same_layout(s, dst)) return false;
+  }
+  // Walk the outer dimensions; each inner row of dims[0] elements is one contiguous run.
+  const std::uint32_t inner = dst.dims[0];
+  const std::uint32_t outer = length / (inner ? inner : 1);
+  auto run_rows = [&](auto tag, auto fn) -> bool {
+    using T = decltype(tag);
+    for (std::uint32_t row = 0; row < outer; ++row) {
+      const std::uint32_t first = row * inner;  // flat index of this row's first element
+      Run<T> r{};
+      r.n = inner;
+      r.d = static_cast<T*>(dst.base) + elementwise::element_offset(dst, first);
+      const T** ptrs[3] = {&r.a, &r.b, &r.c};
+      T* scal[3] = {&r.sa, &r.sb, &r.sc};
+      for (int k = 0; k < nsrc; ++k) {
+        const Operand& s = *srcs[k];
+        if (s.kind == OperandKind::scalar) {
+          __builtin_memcpy(scal[k], &s.scalar_bits, sizeof(T));
+          *ptrs[k] = nullptr;
+        } else {
+          *ptrs[k] = static_cast<const T*>(s.base) + elementwise::element_offset(s, first);
+        }
+      }
+      if (!fn(ins.op, r)) return false;
+    }
+    return true;
+  };
+  switch (dst.type) {
+    case ElemType::f32:
+      // A declined op (mac without FMA) declines on the first row, before any store.
+      return run_rows(float{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunF32)(op, r); });
+    case ElemType::i32:
+      return run_rows(std::int32_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunI32)(op, r); });
+    case ElemType::u32:
+      return run_rows(std::uint32_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunU32)(op, r); });
+    case ElemType::i16:
+      return run_rows(std::int16_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunI16)(op, r); });
+    case ElemType::u16:
+      return run_rows(std::uint16_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunU16)(op, r); });
+  }
+  return false;
+#else
+  (void)ins;
+  (void)length;
+  return false;
+#endif
+}
+
+}  // namespace wse::emu::simd

@@ -185,3 +185,26 @@ TEST_CASE("activating an unbound task faults") {
   CHECK(r.faults[0].operation == "activate");
   CHECK(contains(r.faults[0].message, "task 29 is not bound"));
 }
+
+namespace {
+/// Streams 1..8 with an async fabout op, then sends 99 on the same color at once.
+template <class PE> struct SendAfterAsync {
+  using Params = wse_test::NoParams;
+  std::uint32_t v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  void init(PE& pe, const Params&) { wse::export_function<&SendAfterAsync::go>(pe, "go"); }
+  void go(PE& pe) {
+    wse::mov(pe, wse::fabout<std::uint32_t>(Color{4}, 8), wse::mem1d(v), wse::then_nothing());
+    pe.send(Color{4}, Wavelet::from_u32(99));
+  }
+};
+}  // namespace
+
+TEST_CASE("a send does not overtake an async op writing the same color (regression)") {
+  Program p(arch::wse2, 1, 1);
+  p.add_region<SendAfterAsync>(p.grid(), wse_test::NoParams{});
+  p.set_route(Coord{0, 0}, Color{4}, ColorRoute{ramp, east});
+  p.add_output_stream("out", Color{4}, Coord{0, 0}, east);
+  host::Runtime rt(p, wse_test::config());
+  REQUIRE(rt.call("go").ok());
+  CHECK(rt.stream_out_as<std::uint32_t>("out") == std::vector<std::uint32_t>{1, 2, 3, 4, 5, 6, 7, 8, 99});
+}

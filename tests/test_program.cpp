@@ -73,7 +73,7 @@ TEST_CASE("two simultaneous inputs into one color are refused") {
   CHECK(contains(e, "to PE (1,0)"));
   CHECK(contains(e, "does not receive from E"));
   // Separate switch positions may each take one input.
-  q.set_route(Coord{1, 0}, Color{5}, ColorRoute{west, ramp}.then(east, ramp));
+  q.replace_route(Coord{1, 0}, Color{5}, ColorRoute{west, ramp}.then(east, ramp));
   CHECK(error_of([&] { q.validate(); }).empty());
 }
 
@@ -109,7 +109,7 @@ TEST_CASE("stream declarations are checked") {
   CHECK(contains(e, "no route"));
   p.set_route(Coord{0, 1}, Color{1}, ColorRoute{north, ramp});
   CHECK(contains(error_of([&] { p.validate(); }), "does not receive from W"));
-  p.set_route(Coord{0, 1}, Color{1}, ColorRoute{west, ramp});
+  p.replace_route(Coord{0, 1}, Color{1}, ColorRoute{west, ramp});
   CHECK(error_of([&] { p.validate(); }).empty());
 }
 
@@ -120,11 +120,15 @@ TEST_CASE("filters must sit on a color delivered to RAMP") {
   CHECK(contains(e, "filter at PE (1,0) on color 4"));
 }
 
-TEST_CASE("later routes replace earlier ones at the same PE and color") {
+TEST_CASE("a second, different route at the same PE and color is refused; replace_route replaces") {
   Program p(arch::wse2, 2, 1);
   p.set_route(Coord{0, 0}, Color{1}, ColorRoute{ramp, east});
   p.set_route(Coord{1, 0}, Color{1}, ColorRoute{west, ramp});
-  p.set_route(Coord{0, 0}, Color{1}, ColorRoute{east, ramp});
+  p.set_route(Coord{0, 0}, Color{1}, ColorRoute{ramp, east});  // the same again: fine
+  const auto e = error_of([&] { p.set_route(Coord{0, 0}, Color{1}, ColorRoute{east, ramp}); });
+  CHECK(contains(e, "route at PE (0,0) on color 1 is already set (position 0: rx RAMP, tx E)"));
+  CHECK(p.find_route(Coord{0, 0}, Color{1})->positions[0].rx == PortSet{ramp});
+  p.replace_route(Coord{0, 0}, Color{1}, ColorRoute{east, ramp});
   const ColorRoute* r = p.find_route(Coord{0, 0}, Color{1});
   REQUIRE(r != nullptr);
   CHECK(r->positions[0].rx == PortSet{east});

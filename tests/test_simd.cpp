@@ -97,7 +97,7 @@ struct Counts {
 // for bit when SIMD handles the op. `scalar_mask` bit k makes source k a scalar.
 template <class T>
 void check_case(DsdOpCode op, std::uint32_t n0, std::uint32_t n1, std::int32_t row_stride, unsigned scalar_mask,
-                bool in_place, std::mt19937& rng, Counts& counts) {
+                bool in_place, std::mt19937& rng, Counts& counts, bool row_broadcast = false) {
   const std::size_t size = static_cast<std::size_t>(row_stride) * (n1 ? n1 : 1) + 3;
   std::vector<T> src[3] = {data<T>(size, rng, 1), data<T>(size, rng, 2), data<T>(size, rng, 3)};
   std::vector<T> dst_simd = data<T>(size, rng, 4), dst_ref = dst_simd;
@@ -110,6 +110,9 @@ void check_case(DsdOpCode op, std::uint32_t n0, std::uint32_t n1, std::int32_t r
     for (int k = 0; k < elementwise::source_count(op); ++k)
       *slots[k] = (scalar_mask >> k & 1u) ? scalar_operand(scalars[k]) : mem_operand(s[k], n0, n1, row_stride, 1);
     if (in_place && ins.a.kind == OperandKind::mem) ins.a = ins.dst;
+    // The last source repeats one value along each row (inner stride 0), as GEMM kernels use.
+    Operand* last = slots[elementwise::source_count(op) - 1];
+    if (row_broadcast && last->kind == OperandKind::mem) last->strides[0] = 0;
     return ins;
   };
   std::vector<T> src_ref[3] = {src[0], src[1], src[2]};
@@ -124,8 +127,9 @@ void check_case(DsdOpCode op, std::uint32_t n0, std::uint32_t n1, std::int32_t r
   }
   ++counts.handled;
   reference(ref_ins, length);
-  CAPTURE(op_name(op));
-  CAPTURE(elem_name(elem_type_of<T>));
+  const std::string op_text = op_name(op);
+  CAPTURE(op_text);
+
   CAPTURE(n0);
   CAPTURE(n1);
   CAPTURE(scalar_mask);
@@ -154,6 +158,7 @@ template <class T> Counts sweep() {
         check_case<T>(op, n0, 1, static_cast<std::int32_t>(n0 + 1), mask, false, rng, counts);
       }
       check_case<T>(op, n0, 3, static_cast<std::int32_t>(n0 + 5), 0, false, rng, counts);  // 2-D, padded rows
+      check_case<T>(op, n0, 3, static_cast<std::int32_t>(n0 + 5), 0, false, rng, counts, true);  // + a row broadcast
       check_case<T>(op, n0, 1, static_cast<std::int32_t>(n0 + 1), 0, true, rng, counts);   // d = op(d, ...)
     }
   return counts;
@@ -202,4 +207,16 @@ TEST_CASE("the emulator names the SIMD target it runs") {
   Program p(arch::wse2, 1, 1);
   host::Runtime rt(p, wse_test::config());
   CHECK(wse_test::contains(rt.describe(), "SIMD " + name));
+}
+
+TEST_CASE("arithmetic NaN results are the canonical quiet NaN; moves keep NaN bits") {
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::uint32_t payload_nan = 0xffc12345u;  // negative quiet NaN with a payload
+  auto f = [](float x) { return std::bit_cast<std::uint32_t>(x); };
+  using elementwise::compute;
+  CHECK(compute(DsdOpCode::sub, ElemType::f32, ElemType::f32, f(inf), f(inf), 0) == elementwise::canonical_nan_bits);
+  CHECK(compute(DsdOpCode::add, ElemType::f32, ElemType::f32, payload_nan, f(1.0f), 0) == elementwise::canonical_nan_bits);
+  CHECK(compute(DsdOpCode::mac, ElemType::f32, ElemType::f32, f(0.0f), f(inf), f(0.0f)) == elementwise::canonical_nan_bits);
+  CHECK(compute(DsdOpCode::mov, ElemType::f32, ElemType::f32, payload_nan, 0, 0) == payload_nan);
+  CHECK(compute(DsdOpCode::neg, ElemType::f32, ElemType::f32, payload_nan, 0, 0) == (payload_nan ^ 0x80000000u));
 }

@@ -1181,6 +1181,7 @@ inline constexpr bool fits_in_pe_memory = sizeof(K<ProbeBackend>) <= arch::max_p
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -1306,12 +1307,32 @@ class Program {
     });
   }
 
-  /// Sets the route of `color` at PE `pe` (replacing an earlier one). Throws when the PE is
-  /// off the grid, the color is not routable or is reserved, a position receives from more
-  /// than one port, or the route has more than 4 positions.
+  /// Sets the route of `color` at PE `pe`. Throws when the PE is off the grid, the color is
+  /// not routable or is reserved, a position receives from more than one port, the route has
+  /// more than 4 positions, or the PE already has a different route on that color (a PE has
+  /// one route per color; two builders giving one PE two roles on a color is a bug).
+  /// Setting the same route again is allowed.
   void set_route(Coord pe, Color color, const ColorRoute& route) {
     check_route(pe, color, route);
+    const auto it = route_index_.find(key(pe, color));
+    if (it != route_index_.end()) {
+      const ColorRoute& old = routes_[it->second].route;
+      if (old == route) return;
+      throw ProgramError("route at PE " + to_string(pe) + " on color " + std::to_string(color.value) +
+                         " is already set (position 0: rx " + to_string(old.positions[0].rx) + ", tx " +
+                         to_string(old.positions[0].tx) + "); a PE has one route per color: use another color, "
+                         "or replace_route to change it");
+    }
+    route_index_.emplace(key(pe, color), routes_.size());
     routes_.push_back(RouteEntry{pe, color, route});
+    sorted_ = false;
+  }
+  /// Sets the route of `color` at `pe`, replacing any earlier one. Same checks as set_route.
+  void replace_route(Coord pe, Color color, const ColorRoute& route) {
+    check_route(pe, color, route);
+    const auto it = route_index_.find(key(pe, color));
+    if (it == route_index_.end()) return set_route(pe, color, route);
+    routes_[it->second].route = route;
     sorted_ = false;
   }
   /// Sets the same route of `color` at every PE of `area`.
@@ -1349,20 +1370,17 @@ class Program {
   void validate() const;
 
   const std::vector<Region>& regions() const { return regions_; }
-  /// Routes sorted by (y, x, color), one per PE and color (the last set wins).
+  /// Routes sorted by (y, x, color), one per PE and color.
   const std::vector<RouteEntry>& routes() const {
     normalize();
-    return routes_;
+    return sorted_routes_;
   }
   const std::vector<FilterEntry>& filters() const { return filters_; }
   const std::vector<StreamSpec>& streams() const { return streams_; }
   /// The route of `color` at `pe`, or nullptr.
   const ColorRoute* find_route(Coord pe, Color color) const {
-    normalize();
-    auto it = std::lower_bound(routes_.begin(), routes_.end(), key(pe, color),
-                               [](const RouteEntry& e, std::uint64_t k) { return key(e.pe, e.color) < k; });
-    if (it == routes_.end() || key(it->pe, it->color) != key(pe, color)) return nullptr;
-    return &it->route;
+    const auto it = route_index_.find(key(pe, color));
+    return it == route_index_.end() ? nullptr : &routes_[it->second].route;
   }
   /// The region containing `pe`, or nullptr.
   const Region* region_at(Coord pe) const {
@@ -1455,24 +1473,18 @@ class Program {
 
   void normalize() const {
     if (sorted_) return;
-    // Stable sort keeps set order among equal keys; keep the last of each key.
-    std::stable_sort(routes_.begin(), routes_.end(),
-                     [](const RouteEntry& a, const RouteEntry& b) { return key(a.pe, a.color) < key(b.pe, b.color); });
-    std::vector<RouteEntry> out;
-    out.reserve(routes_.size());
-    for (std::size_t i = 0; i < routes_.size(); ++i) {
-      if (i + 1 < routes_.size() && key(routes_[i + 1].pe, routes_[i + 1].color) == key(routes_[i].pe, routes_[i].color))
-        continue;
-      out.push_back(routes_[i]);
-    }
-    routes_.swap(out);
+    sorted_routes_ = routes_;  // keys are unique (route_index_)
+    std::sort(sorted_routes_.begin(), sorted_routes_.end(),
+              [](const RouteEntry& a, const RouteEntry& b) { return key(a.pe, a.color) < key(b.pe, b.color); });
     sorted_ = true;
   }
 
   const arch::Arch* arch_;
   std::uint16_t width_, height_;
   std::vector<Region> regions_;
-  mutable std::vector<RouteEntry> routes_;
+  std::vector<RouteEntry> routes_;                        // in the order set
+  std::unordered_map<std::uint64_t, std::size_t> route_index_;  // (pe, color) -> routes_ index
+  mutable std::vector<RouteEntry> sorted_routes_;         // routes_ sorted by (y, x, color)
   mutable bool sorted_ = true;
   std::vector<FilterEntry> filters_;
   std::vector<StreamSpec> streams_;
@@ -1702,6 +1714,12 @@ constexpr std::uint32_t convert(ElemType to, ElemType from, std::uint32_t b) {
   return from_int(to, v);
 }
 
+/// The one NaN fp32 arithmetic (add, sub, mul, mac) returns: hosts differ in which NaN
+/// payload they propagate (x86's default NaN is negative, ARM's positive), so wse makes every
+/// NaN result this quiet NaN and stays bit-identical across hosts and SIMD widths.
+inline constexpr std::uint32_t canonical_nan_bits = 0x7fc00000u;
+constexpr std::uint32_t arith_result(float r) { return __builtin_isnan(r) ? canonical_nan_bits : bits_of(r); }
+
 /// One element of `op` in type `t` (sources already in type t, except cvt whose source is
 /// in `src_type`). Returns the result bits.
 inline std::uint32_t compute(DsdOpCode op, ElemType t, ElemType src_type, std::uint32_t a, std::uint32_t b,
@@ -1711,10 +1729,10 @@ inline std::uint32_t compute(DsdOpCode op, ElemType t, ElemType src_type, std::u
   if (t == ElemType::f32) {
     const float x = as_f32(a), y = as_f32(b);
     switch (op) {
-      case DsdOpCode::add: return bits_of(x + y);
-      case DsdOpCode::sub: return bits_of(x - y);
-      case DsdOpCode::mul: return bits_of(x * y);
-      case DsdOpCode::mac: return bits_of(fma_f32(y, as_f32(c), x));
+      case DsdOpCode::add: return arith_result(x + y);
+      case DsdOpCode::sub: return arith_result(x - y);
+      case DsdOpCode::mul: return arith_result(x * y);
+      case DsdOpCode::mac: return arith_result(fma_f32(y, as_f32(c), x));
       // maxNum/minNum as docs/ops.md states: a NaN operand (quiet or signaling) yields the
       // other. Of two equal operands (+0 and -0) the first is returned, as glibc's fmaxf does.
       case DsdOpCode::max: return __builtin_isnan(x) ? b : __builtin_isnan(y) ? a : x >= y ? a : b;
@@ -2008,7 +2026,8 @@ class Pe {
     ColorState* s = color_state(c);
     if (s == nullptr || !s->has_oq)
       return fault_at("send", "color " + std::to_string(c.value) + " has no route receiving from RAMP at this PE");
-    if (stalled_sends_.empty() && !s->oq.full()) {
+    // A send also waits behind async ops still writing this color, so it never overtakes them.
+    if (stalled_sends_.empty() && !s->oq.full() && !fabout_busy(c.value)) {
       s->oq.push(w);
       ++stats_.sent;
       return;
@@ -2183,6 +2202,12 @@ class Pe {
   // ---- engine side (defined in engine.hpp) ----------------------------------------------
   bool route_step();
   bool drain_stalled_sends();
+  // True while an async op still has elements to write to `color`.
+  bool fabout_busy(std::uint8_t color) const {
+    for (const auto& a : async_)
+      if (a.ins.dst.kind == OperandKind::fabout && a.ins.dst.color.value == color && a.next < a.length) return true;
+    return false;
+  }
   bool advance_async();
   bool run_tasks(unsigned max_runs);
   bool deliver_control(Wavelet w);
@@ -2339,17 +2364,22 @@ template <class T, class Op> HWY_NOINLINE void int_run(const Run<T>& r, Op op) {
   }
 }
 
+// NaN results of arithmetic become the canonical quiet NaN (pe/elementwise.hpp).
+template <class D, class V> HWY_INLINE V canonical(D d, V r) {
+  return hn::IfThenElse(hn::IsNaN(r), hn::BitCast(d, hn::Set(hn::RebindToUnsigned<D>(), 0x7fc00000u)), r);
+}
+
 // Returns false when this target cannot reproduce the reference for `op` (mac without a
 // fused multiply-add instruction).
 static HWY_NOINLINE bool RunF32(DsdOpCode op, const Run<float>& r) {
   switch (op) {
     case DsdOpCode::mov: float_run(r, [](auto, auto a, auto, auto) { return a; }); return true;
-    case DsdOpCode::add: float_run(r, [](auto, auto a, auto b, auto) { return hn::Add(a, b); }); return true;
-    case DsdOpCode::sub: float_run(r, [](auto, auto a, auto b, auto) { return hn::Sub(a, b); }); return true;
-    case DsdOpCode::mul: float_run(r, [](auto, auto a, auto b, auto) { return hn::Mul(a, b); }); return true;
+    case DsdOpCode::add: float_run(r, [](auto d, auto a, auto b, auto) { return canonical(d, hn::Add(a, b)); }); return true;
+    case DsdOpCode::sub: float_run(r, [](auto d, auto a, auto b, auto) { return canonical(d, hn::Sub(a, b)); }); return true;
+    case DsdOpCode::mul: float_run(r, [](auto d, auto a, auto b, auto) { return canonical(d, hn::Mul(a, b)); }); return true;
     case DsdOpCode::mac:
 #if HWY_NATIVE_FMA
-      float_run(r, [](auto, auto a, auto b, auto c) { return hn::MulAdd(b, c, a); });
+      float_run(r, [](auto d, auto a, auto b, auto c) { return canonical(d, hn::MulAdd(b, c, a)); });
       return true;
 #else
       return false;
@@ -2479,8 +2509,9 @@ inline bool same_layout(const Operand& x, const Operand& y) {
 
 }  // namespace detail
 
-/// Runs memory-only `ins` over `length` elements on SIMD vectors when every memory operand
-/// is contiguous in its innermost dimension (stride 1) and the destination either does not
+/// Runs memory-only `ins` over `length` elements on SIMD vectors when the destination is
+/// contiguous in its innermost dimension (stride 1), every source is contiguous there or
+/// repeats one value along it (stride 0: broadcast per row), and the destination either does not
 /// overlap a source or has exactly its layout. Returns false, doing nothing, otherwise: the
 /// caller then runs the scalar reference. Results are bit-identical to the reference.
 inline bool try_execute(const DsdInstr& ins, std::uint32_t length) {
@@ -2496,7 +2527,8 @@ inline bool try_execute(const DsdInstr& ins, std::uint32_t length) {
     const Operand& s = *srcs[k];
     if (s.kind == OperandKind::scalar) continue;
     if (s.kind != OperandKind::mem || s.type != dst.type) return false;
-    if (s.strides[0] != 1 && s.dims[0] != 1) return false;
+    // Inner stride 1: a vector per row; inner stride 0: one value per row, broadcast.
+    if (s.strides[0] != 1 && s.strides[0] != 0 && s.dims[0] != 1) return false;
     for (int j = 0; j < 4; ++j)
       if (s.dims[j] != dst.dims[j]) return false;  // same shape, so runs line up
     const unsigned char *lo, *hi;
@@ -2520,6 +2552,9 @@ inline bool try_execute(const DsdInstr& ins, std::uint32_t length) {
         const Operand& s = *srcs[k];
         if (s.kind == OperandKind::scalar) {
           __builtin_memcpy(scal[k], &s.scalar_bits, sizeof(T));
+          *ptrs[k] = nullptr;
+        } else if (s.strides[0] == 0 && inner > 1) {
+          __builtin_memcpy(scal[k], static_cast<const T*>(s.base) + elementwise::element_offset(s, first), sizeof(T));
           *ptrs[k] = nullptr;
         } else {
           *ptrs[k] = static_cast<const T*>(s.base) + elementwise::element_offset(s, first);
@@ -2720,7 +2755,7 @@ inline bool Pe::drain_stalled_sends() {
   while (stalled_head_ < stalled_sends_.size()) {
     const StalledSend& s = stalled_sends_[stalled_head_];
     ColorState& cs = *color_state(Color{s.color});
-    if (cs.oq.full()) break;
+    if (cs.oq.full() || fabout_busy(s.color)) break;
     cs.oq.push(s.w);
     ++stats_.sent;
     ++stalled_head_;

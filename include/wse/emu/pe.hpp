@@ -92,7 +92,8 @@ class Pe {
     ColorState* s = color_state(c);
     if (s == nullptr || !s->has_oq)
       return fault_at("send", "color " + std::to_string(c.value) + " has no route receiving from RAMP at this PE");
-    if (stalled_sends_.empty() && !s->oq.full()) {
+    // A send also waits behind async ops still writing this color, so it never overtakes them.
+    if (stalled_sends_.empty() && !s->oq.full() && !fabout_busy(c.value)) {
       s->oq.push(w);
       ++stats_.sent;
       return;
@@ -267,6 +268,12 @@ class Pe {
   // ---- engine side (defined in engine.hpp) ----------------------------------------------
   bool route_step();
   bool drain_stalled_sends();
+  // True while an async op still has elements to write to `color`.
+  bool fabout_busy(std::uint8_t color) const {
+    for (const auto& a : async_)
+      if (a.ins.dst.kind == OperandKind::fabout && a.ins.dst.color.value == color && a.next < a.length) return true;
+    return false;
+  }
   bool advance_async();
   bool run_tasks(unsigned max_runs);
   bool deliver_control(Wavelet w);

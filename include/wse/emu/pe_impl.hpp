@@ -176,7 +176,7 @@ inline bool Pe::drain_stalled_sends() {
   while (stalled_head_ < stalled_sends_.size()) {
     const StalledSend& s = stalled_sends_[stalled_head_];
     ColorState& cs = *color_state(Color{s.color});
-    if (cs.oq.full()) break;
+    if (cs.oq.full() || fabout_busy(s.color)) break;
     cs.oq.push(s.w);
     ++stats_.sent;
     ++stalled_head_;

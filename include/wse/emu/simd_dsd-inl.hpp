@@ -60,17 +60,22 @@ template <class T, class Op> HWY_NOINLINE void int_run(const Run<T>& r, Op op) {
   }
 }
 
+// NaN results of arithmetic become the canonical quiet NaN (pe/elementwise.hpp).
+template <class D, class V> HWY_INLINE V canonical(D d, V r) {
+  return hn::IfThenElse(hn::IsNaN(r), hn::BitCast(d, hn::Set(hn::RebindToUnsigned<D>(), 0x7fc00000u)), r);
+}
+
 // Returns false when this target cannot reproduce the reference for `op` (mac without a
 // fused multiply-add instruction).
 static HWY_NOINLINE bool RunF32(DsdOpCode op, const Run<float>& r) {
   switch (op) {
     case DsdOpCode::mov: float_run(r, [](auto, auto a, auto, auto) { return a; }); return true;
-    case DsdOpCode::add: float_run(r, [](auto, auto a, auto b, auto) { return hn::Add(a, b); }); return true;
-    case DsdOpCode::sub: float_run(r, [](auto, auto a, auto b, auto) { return hn::Sub(a, b); }); return true;
-    case DsdOpCode::mul: float_run(r, [](auto, auto a, auto b, auto) { return hn::Mul(a, b); }); return true;
+    case DsdOpCode::add: float_run(r, [](auto d, auto a, auto b, auto) { return canonical(d, hn::Add(a, b)); }); return true;
+    case DsdOpCode::sub: float_run(r, [](auto d, auto a, auto b, auto) { return canonical(d, hn::Sub(a, b)); }); return true;
+    case DsdOpCode::mul: float_run(r, [](auto d, auto a, auto b, auto) { return canonical(d, hn::Mul(a, b)); }); return true;
     case DsdOpCode::mac:
 #if HWY_NATIVE_FMA
-      float_run(r, [](auto, auto a, auto b, auto c) { return hn::MulAdd(b, c, a); });
+      float_run(r, [](auto d, auto a, auto b, auto c) { return canonical(d, hn::MulAdd(b, c, a)); });
       return true;
 #else
       return false;

@@ -87,8 +87,9 @@ inline bool same_layout(const Operand& x, const Operand& y) {
 
 }  // namespace detail
 
-/// Runs memory-only `ins` over `length` elements on SIMD vectors when every memory operand
-/// is contiguous in its innermost dimension (stride 1) and the destination either does not
+/// Runs memory-only `ins` over `length` elements on SIMD vectors when the destination is
+/// contiguous in its innermost dimension (stride 1), every source is contiguous there or
+/// repeats one value along it (stride 0: broadcast per row), and the destination either does not
 /// overlap a source or has exactly its layout. Returns false, doing nothing, otherwise: the
 /// caller then runs the scalar reference. Results are bit-identical to the reference.
 inline bool try_execute(const DsdInstr& ins, std::uint32_t length) {
@@ -104,7 +105,8 @@ inline bool try_execute(const DsdInstr& ins, std::uint32_t length) {
     const Operand& s = *srcs[k];
     if (s.kind == OperandKind::scalar) continue;
     if (s.kind != OperandKind::mem || s.type != dst.type) return false;
-    if (s.strides[0] != 1 && s.dims[0] != 1) return false;
+    // Inner stride 1: a vector per row; inner stride 0: one value per row, broadcast.
+    if (s.strides[0] != 1 && s.strides[0] != 0 && s.dims[0] != 1) return false;
     for (int j = 0; j < 4; ++j)
       if (s.dims[j] != dst.dims[j]) return false;  // same shape, so runs line up
     const unsigned char *lo, *hi;
@@ -128,6 +130,9 @@ inline bool try_execute(const DsdInstr& ins, std::uint32_t length) {
         const Operand& s = *srcs[k];
         if (s.kind == OperandKind::scalar) {
           __builtin_memcpy(scal[k], &s.scalar_bits, sizeof(T));
+          *ptrs[k] = nullptr;
+        } else if (s.strides[0] == 0 && inner > 1) {
+          __builtin_memcpy(scal[k], static_cast<const T*>(s.base) + elementwise::element_offset(s, first), sizeof(T));
           *ptrs[k] = nullptr;
         } else {
           *ptrs[k] = static_cast<const T*>(s.base) + elementwise::element_offset(s, first);

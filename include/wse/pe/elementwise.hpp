@@ -157,6 +157,12 @@ constexpr std::uint32_t convert(ElemType to, ElemType from, std::uint32_t b) {
   return from_int(to, v);
 }
 
+/// The one NaN fp32 arithmetic (add, sub, mul, mac) returns: hosts differ in which NaN
+/// payload they propagate (x86's default NaN is negative, ARM's positive), so wse makes every
+/// NaN result this quiet NaN and stays bit-identical across hosts and SIMD widths.
+inline constexpr std::uint32_t canonical_nan_bits = 0x7fc00000u;
+constexpr std::uint32_t arith_result(float r) { return __builtin_isnan(r) ? canonical_nan_bits : bits_of(r); }
+
 /// One element of `op` in type `t` (sources already in type t, except cvt whose source is
 /// in `src_type`). Returns the result bits.
 inline std::uint32_t compute(DsdOpCode op, ElemType t, ElemType src_type, std::uint32_t a, std::uint32_t b,
@@ -166,10 +172,10 @@ inline std::uint32_t compute(DsdOpCode op, ElemType t, ElemType src_type, std::u
   if (t == ElemType::f32) {
     const float x = as_f32(a), y = as_f32(b);
     switch (op) {
-      case DsdOpCode::add: return bits_of(x + y);
-      case DsdOpCode::sub: return bits_of(x - y);
-      case DsdOpCode::mul: return bits_of(x * y);
-      case DsdOpCode::mac: return bits_of(fma_f32(y, as_f32(c), x));
+      case DsdOpCode::add: return arith_result(x + y);
+      case DsdOpCode::sub: return arith_result(x - y);
+      case DsdOpCode::mul: return arith_result(x * y);
+      case DsdOpCode::mac: return arith_result(fma_f32(y, as_f32(c), x));
       // maxNum/minNum as docs/ops.md states: a NaN operand (quiet or signaling) yields the
       // other. Of two equal operands (+0 and -0) the first is returned, as glibc's fmaxf does.
       case DsdOpCode::max: return __builtin_isnan(x) ? b : __builtin_isnan(y) ? a : x >= y ? a : b;

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -142,12 +143,32 @@ class Program {
     });
   }
 
-  /// Sets the route of `color` at PE `pe` (replacing an earlier one). Throws when the PE is
-  /// off the grid, the color is not routable or is reserved, a position receives from more
-  /// than one port, or the route has more than 4 positions.
+  /// Sets the route of `color` at PE `pe`. Throws when the PE is off the grid, the color is
+  /// not routable or is reserved, a position receives from more than one port, the route has
+  /// more than 4 positions, or the PE already has a different route on that color (a PE has
+  /// one route per color; two builders giving one PE two roles on a color is a bug).
+  /// Setting the same route again is allowed.
   void set_route(Coord pe, Color color, const ColorRoute& route) {
     check_route(pe, color, route);
+    const auto it = route_index_.find(key(pe, color));
+    if (it != route_index_.end()) {
+      const ColorRoute& old = routes_[it->second].route;
+      if (old == route) return;
+      throw ProgramError("route at PE " + to_string(pe) + " on color " + std::to_string(color.value) +
+                         " is already set (position 0: rx " + to_string(old.positions[0].rx) + ", tx " +
+                         to_string(old.positions[0].tx) + "); a PE has one route per color: use another color, "
+                         "or replace_route to change it");
+    }
+    route_index_.emplace(key(pe, color), routes_.size());
     routes_.push_back(RouteEntry{pe, color, route});
+    sorted_ = false;
+  }
+  /// Sets the route of `color` at `pe`, replacing any earlier one. Same checks as set_route.
+  void replace_route(Coord pe, Color color, const ColorRoute& route) {
+    check_route(pe, color, route);
+    const auto it = route_index_.find(key(pe, color));
+    if (it == route_index_.end()) return set_route(pe, color, route);
+    routes_[it->second].route = route;
     sorted_ = false;
   }
   /// Sets the same route of `color` at every PE of `area`.
@@ -185,20 +206,17 @@ class Program {
   void validate() const;
 
   const std::vector<Region>& regions() const { return regions_; }
-  /// Routes sorted by (y, x, color), one per PE and color (the last set wins).
+  /// Routes sorted by (y, x, color), one per PE and color.
   const std::vector<RouteEntry>& routes() const {
     normalize();
-    return routes_;
+    return sorted_routes_;
   }
   const std::vector<FilterEntry>& filters() const { return filters_; }
   const std::vector<StreamSpec>& streams() const { return streams_; }
   /// The route of `color` at `pe`, or nullptr.
   const ColorRoute* find_route(Coord pe, Color color) const {
-    normalize();
-    auto it = std::lower_bound(routes_.begin(), routes_.end(), key(pe, color),
-                               [](const RouteEntry& e, std::uint64_t k) { return key(e.pe, e.color) < k; });
-    if (it == routes_.end() || key(it->pe, it->color) != key(pe, color)) return nullptr;
-    return &it->route;
+    const auto it = route_index_.find(key(pe, color));
+    return it == route_index_.end() ? nullptr : &routes_[it->second].route;
   }
   /// The region containing `pe`, or nullptr.
   const Region* region_at(Coord pe) const {
@@ -291,24 +309,18 @@ class Program {
 
   void normalize() const {
     if (sorted_) return;
-    // Stable sort keeps set order among equal keys; keep the last of each key.
-    std::stable_sort(routes_.begin(), routes_.end(),
-                     [](const RouteEntry& a, const RouteEntry& b) { return key(a.pe, a.color) < key(b.pe, b.color); });
-    std::vector<RouteEntry> out;
-    out.reserve(routes_.size());
-    for (std::size_t i = 0; i < routes_.size(); ++i) {
-      if (i + 1 < routes_.size() && key(routes_[i + 1].pe, routes_[i + 1].color) == key(routes_[i].pe, routes_[i].color))
-        continue;
-      out.push_back(routes_[i]);
-    }
-    routes_.swap(out);
+    sorted_routes_ = routes_;  // keys are unique (route_index_)
+    std::sort(sorted_routes_.begin(), sorted_routes_.end(),
+              [](const RouteEntry& a, const RouteEntry& b) { return key(a.pe, a.color) < key(b.pe, b.color); });
     sorted_ = true;
   }
 
   const arch::Arch* arch_;
   std::uint16_t width_, height_;
   std::vector<Region> regions_;
-  mutable std::vector<RouteEntry> routes_;
+  std::vector<RouteEntry> routes_;                        // in the order set
+  std::unordered_map<std::uint64_t, std::size_t> route_index_;  // (pe, color) -> routes_ index
+  mutable std::vector<RouteEntry> sorted_routes_;         // routes_ sorted by (y, x, color)
   mutable bool sorted_ = true;
   std::vector<FilterEntry> filters_;
   std::vector<StreamSpec> streams_;

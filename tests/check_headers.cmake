@@ -1,6 +1,6 @@
-# Compiles every kernel-facing public header alone with
-#   -std=c++20 -ffreestanding -fno-exceptions -fno-rtti -fsyntax-only
-# and, hosted, every public header alone. Usage:
+# Compiles every public header alone, hosted, and every kernel-facing header (core, arch,
+# fabric, pe, target) also with -ffreestanding -fno-exceptions -fno-rtti, so a header that
+# forgets an include or uses a hosted facility fails. Usage:
 #   cmake -DCXX=g++ -DINCLUDE_DIR=include -P tests/check_headers.cmake
 set(freestanding_layers core arch fabric pe target)
 file(GLOB_RECURSE headers RELATIVE ${INCLUDE_DIR} ${INCLUDE_DIR}/wse/*.hpp)
@@ -16,23 +16,29 @@ foreach(h IN LISTS headers)
       set(freestanding TRUE)
     endif()
   endforeach()
-  if(h STREQUAL "wse/kernel.hpp" OR h STREQUAL "wse/target.hpp")
+  if(h STREQUAL "wse/kernel.hpp")
     set(freestanding TRUE)
   endif()
-  set(flags -std=c++20 -fsyntax-only -Wall -Wextra -Werror -I${INCLUDE_DIR} -x c++ -)
+  set(modes hosted)
   if(freestanding)
-    list(PREPEND flags -ffreestanding -fno-exceptions -fno-rtti)
+    list(APPEND modes freestanding)
   endif()
-  execute_process(COMMAND ${CMAKE_COMMAND} -E echo "#include <${h}>"
-                  COMMAND ${CXX} ${flags}
-                  RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_VARIABLE out)
-  math(EXPR count "${count} + 1")
-  if(NOT rc EQUAL 0)
-    message(SEND_ERROR "header ${h} (freestanding=${freestanding}) does not compile alone:\n${err}")
-    math(EXPR failures "${failures} + 1")
-  endif()
+  foreach(mode IN LISTS modes)
+    set(flags -std=c++20 -fsyntax-only -Wall -Wextra -Werror -I${INCLUDE_DIR} -x c++ -)
+    if(mode STREQUAL "freestanding")
+      list(PREPEND flags -ffreestanding -fno-exceptions -fno-rtti)
+    endif()
+    execute_process(COMMAND ${CMAKE_COMMAND} -E echo "#include <${h}>"
+                    COMMAND ${CXX} ${flags}
+                    RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_VARIABLE out)
+    math(EXPR count "${count} + 1")
+    if(NOT rc EQUAL 0)
+      message(SEND_ERROR "header ${h} (${mode}) does not compile alone:\n${err}")
+      math(EXPR failures "${failures} + 1")
+    endif()
+  endforeach()
 endforeach()
-message(STATUS "${count} headers checked, ${failures} failed")
+message(STATUS "${count} header compilations, ${failures} failed")
 if(failures GREATER 0)
-  message(FATAL_ERROR "${failures} header(s) failed")
+  message(FATAL_ERROR "${failures} header compilation(s) failed")
 endif()

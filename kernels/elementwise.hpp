@@ -15,11 +15,7 @@
 /// same way until one element is left. The order of operations depends only on n, so a sum is
 /// bit-reproducible, and for f32 its rounding error grows like log2(n), not n.
 #include <cstdint>
-#if __has_include(<wse/kernel.hpp>)
 #include <wse/kernel.hpp>
-#else
-#include <wse/wse.hpp>  // the single-header edition (single_include/) has no separate kernel.hpp
-#endif
 
 namespace wse::kernels {
 

@@ -62,11 +62,7 @@
 /// Resources per PE: 5 colors routed (1 send, up to 4 receive), 5 local task ids, at most 5
 /// asynchronous ops in flight.
 #include <cstdint>
-#if __has_include(<wse/kernel.hpp>)
 #include <wse/kernel.hpp>
-#else
-#include <wse/wse.hpp>  // the single-header edition (single_include/) has no separate kernel.hpp
-#endif
 
 #include "elementwise.hpp"
 

@@ -66,11 +66,7 @@
 /// 6 asynchronous ops in flight (2 sends + one group of 4 receives), at most 4 input colors
 /// read at once.
 #include <cstdint>
-#if __has_include(<wse/kernel.hpp>)
 #include <wse/kernel.hpp>
-#else
-#include <wse/wse.hpp>  // the single-header edition (single_include/) has no separate kernel.hpp
-#endif
 
 #include "elementwise.hpp"
 #include "stencil7.hpp"  // stencil_detail::neighbor, stencil_detail::check_ids

@@ -23,26 +23,8 @@ template <class D, class T> HWY_INLINE hn::Vec<D> operand(D d, const T* p, T s, 
 }
 template <class T> HWY_INLINE T operand1(const T* p, T s, std::size_t i) { return p ? p[i] : s; }
 
-// Float lanes: add sub mul mac max min neg abs mov.
-template <class Op> HWY_NOINLINE void float_run(const Run<float>& r, Op op) {
-  const hn::ScalableTag<float> d;
-  const std::size_t lanes = hn::Lanes(d);
-  std::size_t i = 0;
-  for (; i + lanes <= r.n; i += lanes)
-    hn::StoreU(op(d, operand(d, r.a, r.sa, i), operand(d, r.b, r.sb, i), operand(d, r.c, r.sc, i)), d, r.d + i);
-  if (i < r.n) {  // tail: the same lane code on a partial vector (LoadN is not in Highway 1.0)
-    HWY_ALIGN float ta[hn::MaxLanes(d)] = {}, tb[hn::MaxLanes(d)] = {}, tc[hn::MaxLanes(d)] = {}, td[hn::MaxLanes(d)];
-    for (std::size_t k = 0; i + k < r.n; ++k) {
-      ta[k] = operand1(r.a, r.sa, i + k);
-      tb[k] = operand1(r.b, r.sb, i + k);
-      tc[k] = operand1(r.c, r.sc, i + k);
-    }
-    hn::Store(op(d, hn::Load(d, ta), hn::Load(d, tb), hn::Load(d, tc)), d, td);
-    for (std::size_t k = 0; i + k < r.n; ++k) r.d[i + k] = td[k];
-  }
-}
-
-template <class T, class Op> HWY_NOINLINE void int_run(const Run<T>& r, Op op) {
+// One run of any lane type: full vectors, then the tail on a partial vector.
+template <class T, class Op> HWY_NOINLINE void lane_run(const Run<T>& r, Op op) {
   const hn::ScalableTag<T> d;
   const std::size_t lanes = hn::Lanes(d);
   std::size_t i = 0;
@@ -69,57 +51,57 @@ template <class D, class V> HWY_INLINE V canonical(D d, V r) {
 // fused multiply-add instruction).
 static HWY_NOINLINE bool RunF32(DsdOpCode op, const Run<float>& r) {
   switch (op) {
-    case DsdOpCode::mov: float_run(r, [](auto, auto a, auto, auto) { return a; }); return true;
-    case DsdOpCode::add: float_run(r, [](auto d, auto a, auto b, auto) { return canonical(d, hn::Add(a, b)); }); return true;
-    case DsdOpCode::sub: float_run(r, [](auto d, auto a, auto b, auto) { return canonical(d, hn::Sub(a, b)); }); return true;
-    case DsdOpCode::mul: float_run(r, [](auto d, auto a, auto b, auto) { return canonical(d, hn::Mul(a, b)); }); return true;
+    case DsdOpCode::mov: lane_run(r, [](auto, auto a, auto, auto) { return a; }); return true;
+    case DsdOpCode::add: lane_run(r, [](auto d, auto a, auto b, auto) { return canonical(d, hn::Add(a, b)); }); return true;
+    case DsdOpCode::sub: lane_run(r, [](auto d, auto a, auto b, auto) { return canonical(d, hn::Sub(a, b)); }); return true;
+    case DsdOpCode::mul: lane_run(r, [](auto d, auto a, auto b, auto) { return canonical(d, hn::Mul(a, b)); }); return true;
     case DsdOpCode::mac:
 #if HWY_NATIVE_FMA
-      float_run(r, [](auto d, auto a, auto b, auto c) { return canonical(d, hn::MulAdd(b, c, a)); });
+      lane_run(r, [](auto d, auto a, auto b, auto c) { return canonical(d, hn::MulAdd(b, c, a)); });
       return true;
 #else
       return false;
 #endif
     case DsdOpCode::max:  // a if (a >= b or b is NaN) and a is not NaN, else b
-      float_run(r, [](auto, auto a, auto b, auto) {
+      lane_run(r, [](auto, auto a, auto b, auto) {
         const auto take_a = hn::AndNot(hn::IsNaN(a), hn::Or(hn::Ge(a, b), hn::IsNaN(b)));
         return hn::IfThenElse(take_a, a, b);
       });
       return true;
     case DsdOpCode::min:
-      float_run(r, [](auto, auto a, auto b, auto) {
+      lane_run(r, [](auto, auto a, auto b, auto) {
         const auto take_a = hn::AndNot(hn::IsNaN(a), hn::Or(hn::Le(a, b), hn::IsNaN(b)));
         return hn::IfThenElse(take_a, a, b);
       });
       return true;
-    case DsdOpCode::neg: float_run(r, [](auto, auto a, auto, auto) { return hn::Neg(a); }); return true;
-    case DsdOpCode::abs: float_run(r, [](auto, auto a, auto, auto) { return hn::Abs(a); }); return true;
+    case DsdOpCode::neg: lane_run(r, [](auto, auto a, auto, auto) { return hn::Neg(a); }); return true;
+    case DsdOpCode::abs: lane_run(r, [](auto, auto a, auto, auto) { return hn::Abs(a); }); return true;
     default: return false;
   }
 }
 
 template <class T> HWY_INLINE bool RunInt(DsdOpCode op, const Run<T>& r) {
   switch (op) {
-    case DsdOpCode::mov: int_run(r, [](auto, auto a, auto, auto) { return a; }); return true;
-    case DsdOpCode::add: int_run(r, [](auto, auto a, auto b, auto) { return hn::Add(a, b); }); return true;
-    case DsdOpCode::sub: int_run(r, [](auto, auto a, auto b, auto) { return hn::Sub(a, b); }); return true;
-    case DsdOpCode::mul: int_run(r, [](auto, auto a, auto b, auto) { return hn::Mul(a, b); }); return true;
-    case DsdOpCode::mac: int_run(r, [](auto, auto a, auto b, auto c) { return hn::Add(a, hn::Mul(b, c)); }); return true;
-    case DsdOpCode::max: int_run(r, [](auto, auto a, auto b, auto) { return hn::Max(a, b); }); return true;
-    case DsdOpCode::min: int_run(r, [](auto, auto a, auto b, auto) { return hn::Min(a, b); }); return true;
-    case DsdOpCode::neg: int_run(r, [](auto d, auto a, auto, auto) { return hn::Sub(hn::Zero(d), a); }); return true;
+    case DsdOpCode::mov: lane_run(r, [](auto, auto a, auto, auto) { return a; }); return true;
+    case DsdOpCode::add: lane_run(r, [](auto, auto a, auto b, auto) { return hn::Add(a, b); }); return true;
+    case DsdOpCode::sub: lane_run(r, [](auto, auto a, auto b, auto) { return hn::Sub(a, b); }); return true;
+    case DsdOpCode::mul: lane_run(r, [](auto, auto a, auto b, auto) { return hn::Mul(a, b); }); return true;
+    case DsdOpCode::mac: lane_run(r, [](auto, auto a, auto b, auto c) { return hn::Add(a, hn::Mul(b, c)); }); return true;
+    case DsdOpCode::max: lane_run(r, [](auto, auto a, auto b, auto) { return hn::Max(a, b); }); return true;
+    case DsdOpCode::min: lane_run(r, [](auto, auto a, auto b, auto) { return hn::Min(a, b); }); return true;
+    case DsdOpCode::neg: lane_run(r, [](auto d, auto a, auto, auto) { return hn::Sub(hn::Zero(d), a); }); return true;
     case DsdOpCode::abs:
       if constexpr (hwy::IsSigned<T>()) {
-        int_run(r, [](auto d, auto a, auto, auto) {  // wraps: |INT_MIN| = INT_MIN
+        lane_run(r, [](auto d, auto a, auto, auto) {  // wraps: |INT_MIN| = INT_MIN
           return hn::IfThenElse(hn::Lt(a, hn::Zero(d)), hn::Sub(hn::Zero(d), a), a);
         });
       } else {
-        int_run(r, [](auto, auto a, auto, auto) { return a; });
+        lane_run(r, [](auto, auto a, auto, auto) { return a; });
       }
       return true;
-    case DsdOpCode::band: int_run(r, [](auto, auto a, auto b, auto) { return hn::And(a, b); }); return true;
-    case DsdOpCode::bor: int_run(r, [](auto, auto a, auto b, auto) { return hn::Or(a, b); }); return true;
-    case DsdOpCode::bxor: int_run(r, [](auto, auto a, auto b, auto) { return hn::Xor(a, b); }); return true;
+    case DsdOpCode::band: lane_run(r, [](auto, auto a, auto b, auto) { return hn::And(a, b); }); return true;
+    case DsdOpCode::bor: lane_run(r, [](auto, auto a, auto b, auto) { return hn::Or(a, b); }); return true;
+    case DsdOpCode::bxor: lane_run(r, [](auto, auto a, auto b, auto) { return hn::Xor(a, b); }); return true;
     case DsdOpCode::shl:
     case DsdOpCode::shr:
       // Highway 1.0.3's 16-bit variable shifts use an SSE4 intrinsic on its SSSE3 target:
@@ -129,9 +111,9 @@ template <class T> HWY_INLINE bool RunInt(DsdOpCode op, const Run<T>& r) {
       } else {
         constexpr T width_mask = static_cast<T>(sizeof(T) * 8 - 1);
         if (op == DsdOpCode::shl)
-          int_run(r, [](auto d, auto a, auto b, auto) { return hn::Shl(a, hn::And(b, hn::Set(d, width_mask))); });
+          lane_run(r, [](auto d, auto a, auto b, auto) { return hn::Shl(a, hn::And(b, hn::Set(d, width_mask))); });
         else
-          int_run(r, [](auto d, auto a, auto b, auto) { return hn::Shr(a, hn::And(b, hn::Set(d, width_mask))); });
+          lane_run(r, [](auto d, auto a, auto b, auto) { return hn::Shr(a, hn::And(b, hn::Set(d, width_mask))); });
         return true;
       }
     default: return false;

@@ -349,6 +349,14 @@ class Engine {
     return progress;
   }
 
+  // True when a host input stream entering `pe` still has wavelets to deliver.
+  static bool has_pending_input(const Pe& pe) {
+    for (const auto& cs : pe.colors_)
+      for (const InStream* is : cs.in_stream)
+        if (is && is->pending()) return true;
+    return false;
+  }
+
   void phase_a(Tile& t, std::uint64_t epoch) {
     t.progress = false;
     t.skipped = false;
@@ -361,14 +369,16 @@ class Engine {
       }
       t.progress |= process(*pe);
       if (pe->fault_) t.faults.push_back(*pe->fault_);
+      bool outgoing = false;  // one scan: wake the drainers and remember for phase B
       for (auto& cs : pe->colors_)
         for (unsigned d = 0; d < 4; ++d) {
           if (cs.out[d].empty()) continue;
+          outgoing = true;
           if (cs.out_stream[d]) t.wake_to[pe->tile_].push_back(pe);
           else if (Pe* n = pe->neighbor_[d]) t.wake_to[n->tile_].push_back(n);
         }
-      pe->out_pending_ = pe->has_outgoing();
-      if (pe->out_pending_ || pe->has_local_work()) t.wake_to[pe->tile_].push_back(pe);
+      pe->out_pending_ = outgoing;
+      if (outgoing || pe->has_local_work()) t.wake_to[pe->tile_].push_back(pe);
     }
   }
 
@@ -384,13 +394,8 @@ class Engine {
       for (Pe* pe : src.wake_to[ti]) add(pe);
       src.wake_to[ti].clear();
     }
-    for (Pe* pe : t.stream_pes) {
-      bool pending = false;
-      for (auto& cs : pe->colors_)
-        for (InStream* is : cs.in_stream)
-          if (is && is->pending()) pending = true;
-      if (pending) add(pe);
-    }
+    for (Pe* pe : t.stream_pes)
+      if (has_pending_input(*pe)) add(pe);
     // Sorted by PE index so the next epoch visits PEs in a fixed order.
     std::sort(t.pull.begin(), t.pull.end(), [](const Pe* a, const Pe* b) { return a->index_ < b->index_; });
     bool progress = false;
@@ -470,13 +475,9 @@ inline RunReport Engine::run() {
   start_wake_.clear();
   for (auto& t : tiles_) {
     // Input streams with data also wake their PEs.
-    for (Pe* pe : t.stream_pes) {
-      bool pending = false;
-      for (auto& cs : pe->colors_)
-        for (InStream* is : cs.in_stream)
-          if (is && is->pending()) pending = true;
-      if (pending && std::find(t.awake.begin(), t.awake.end(), pe) == t.awake.end()) t.awake.push_back(pe);
-    }
+    for (Pe* pe : t.stream_pes)
+      if (has_pending_input(*pe) && std::find(t.awake.begin(), t.awake.end(), pe) == t.awake.end())
+        t.awake.push_back(pe);
   }
   std::uint64_t epochs = 0;
   const unsigned n = static_cast<unsigned>(tiles_.size());

@@ -140,6 +140,20 @@ namespace wse::arch {
 /// Upper bound of PE memory over all known archs; compile-time kernel-size checks use it.
 inline constexpr std::uint32_t max_pe_memory_bytes = 48u * 1024u;
 
+/// Cycle costs the emulator's timed mode charges (docs/timing.md). Widths are elements per
+/// cycle of a memory-operand DSD op; fabric operands move one wavelet per cycle.
+struct CycleCosts {
+  std::uint8_t task_switch;      ///< cycles from picking a task to its first instruction
+  std::uint8_t dsd_issue;        ///< fixed cycles of one DSD op before its first element
+  std::uint8_t send;             ///< cycles of one scalar send into an output queue
+  std::uint8_t f32_add_width;    ///< fp32 mov/add/sub/max/min/neg/abs
+  std::uint8_t f32_mul_width;    ///< fp32 mul/mac (fmac) and conversions
+  std::uint8_t f16_width;        ///< fp16/bf16 ops, fmac included
+  std::uint8_t mixed_mac_width;  ///< fp32 += fp16 * fp16
+  std::uint8_t i16_width;        ///< 16-bit integer ops
+  std::uint8_t i32_width;        ///< 32-bit integer ops
+};
+
 /// Everything the library needs to know about one chip. Any caller; constant data.
 struct Arch {
   const char* name;
@@ -157,6 +171,7 @@ struct Arch {
   std::uint8_t local_task_last;      ///< last id usable for local tasks
   std::uint8_t control_task_last;    ///< control task ids are 0..control_task_last
   std::uint8_t microthreads;         ///< asynchronous DSD ops that may run at once per PE
+  CycleCosts cycles;                 ///< what the timed mode charges (docs/timing.md)
 
   /// True when color `c` may appear in a route (routable and not reserved).
   constexpr bool color_usable(Color c) const {
@@ -185,6 +200,9 @@ inline constexpr Arch wse2{
     .local_task_last = 30,
     .control_task_last = 63,
     .microthreads = 8,
+    // Widths from the SDK documentation; the fixed costs are estimates (docs/timing.md).
+    .cycles = {.task_switch = 2, .dsd_issue = 1, .send = 1, .f32_add_width = 2, .f32_mul_width = 1,
+               .f16_width = 4, .mixed_mac_width = 2, .i16_width = 2, .i32_width = 1},
 };
 
 /// Cerebras WSE-3. Colors 21-23 reserved as on WSE-2.
@@ -204,6 +222,8 @@ inline constexpr Arch wse3{
     .local_task_last = 30,
     .control_task_last = 63,
     .microthreads = 8,
+    .cycles = {.task_switch = 2, .dsd_issue = 1, .send = 1, .f32_add_width = 4, .f32_mul_width = 1,
+               .f16_width = 8, .mixed_mac_width = 4, .i16_width = 4, .i32_width = 2},
 };
 
 }  // namespace wse::arch

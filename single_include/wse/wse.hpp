@@ -140,6 +140,20 @@ namespace wse::arch {
 /// Upper bound of PE memory over all known archs; compile-time kernel-size checks use it.
 inline constexpr std::uint32_t max_pe_memory_bytes = 48u * 1024u;
 
+/// Cycle costs the emulator's timed mode charges (docs/timing.md). Widths are elements per
+/// cycle of a memory-operand DSD op; fabric operands move one wavelet per cycle.
+struct CycleCosts {
+  std::uint8_t task_switch;      ///< cycles from picking a task to its first instruction
+  std::uint8_t dsd_issue;        ///< fixed cycles of one DSD op before its first element
+  std::uint8_t send;             ///< cycles of one scalar send into an output queue
+  std::uint8_t f32_add_width;    ///< fp32 mov/add/sub/max/min/neg/abs
+  std::uint8_t f32_mul_width;    ///< fp32 mul/mac (fmac) and conversions
+  std::uint8_t f16_width;        ///< fp16/bf16 ops, fmac included
+  std::uint8_t mixed_mac_width;  ///< fp32 += fp16 * fp16
+  std::uint8_t i16_width;        ///< 16-bit integer ops
+  std::uint8_t i32_width;        ///< 32-bit integer ops
+};
+
 /// Everything the library needs to know about one chip. Any caller; constant data.
 struct Arch {
   const char* name;
@@ -157,6 +171,7 @@ struct Arch {
   std::uint8_t local_task_last;      ///< last id usable for local tasks
   std::uint8_t control_task_last;    ///< control task ids are 0..control_task_last
   std::uint8_t microthreads;         ///< asynchronous DSD ops that may run at once per PE
+  CycleCosts cycles;                 ///< what the timed mode charges (docs/timing.md)
 
   /// True when color `c` may appear in a route (routable and not reserved).
   constexpr bool color_usable(Color c) const {
@@ -185,6 +200,9 @@ inline constexpr Arch wse2{
     .local_task_last = 30,
     .control_task_last = 63,
     .microthreads = 8,
+    // Widths from the SDK documentation; the fixed costs are estimates (docs/timing.md).
+    .cycles = {.task_switch = 2, .dsd_issue = 1, .send = 1, .f32_add_width = 2, .f32_mul_width = 1,
+               .f16_width = 4, .mixed_mac_width = 2, .i16_width = 2, .i32_width = 1},
 };
 
 /// Cerebras WSE-3. Colors 21-23 reserved as on WSE-2.
@@ -204,6 +222,8 @@ inline constexpr Arch wse3{
     .local_task_last = 30,
     .control_task_last = 63,
     .microthreads = 8,
+    .cycles = {.task_switch = 2, .dsd_issue = 1, .send = 1, .f32_add_width = 4, .f32_mul_width = 1,
+               .f16_width = 8, .mixed_mac_width = 4, .i16_width = 4, .i32_width = 2},
 };
 
 }  // namespace wse::arch
@@ -1859,6 +1879,10 @@ inline const char* to_string(RunStatus s) {
 struct RunReport {
   RunStatus status = RunStatus::completed;
   std::uint64_t epochs = 0;        ///< emulator epochs this run took
+  /// Timed mode only (EmuConfig::timed): simulated cycles from the run's start until its last
+  /// activity ended, and that time at the arch clock. Both 0 in functional mode.
+  std::uint64_t cycles = 0;
+  double seconds = 0;
   std::vector<PeFault> faults;     ///< sorted by (y, x)
   std::vector<StuckPe> stuck;      ///< sorted by (y, x); also filled at the epoch limit
 
@@ -1867,7 +1891,9 @@ struct RunReport {
   /// A multi-line human-readable account, naming every faulted or stuck PE.
   std::string to_string() const {
     auto coord = [](Coord c) { return "(" + std::to_string(c.x) + "," + std::to_string(c.y) + ")"; };
-    std::string s = std::string("run ") + emu::to_string(status) + " after " + std::to_string(epochs) + " epochs\n";
+    std::string s = std::string("run ") + emu::to_string(status) + " after " + std::to_string(epochs) + " epochs";
+    if (cycles) s += " (" + std::to_string(cycles) + " cycles, " + std::to_string(seconds * 1e6) + " us)";
+    s += "\n";
     for (const auto& f : faults)
       s += "  fault at PE " + coord(f.pe) + " [" + f.kernel + "] in " + f.task + ", op " + f.operation + ": " + f.message + "\n";
     if (!stuck.empty()) s += "  " + std::to_string(stuck.size()) + " PE(s) with work left:\n";
@@ -1886,14 +1912,23 @@ struct RunReport {
 /// `received`: wavelets it took from input queues (data tasks and fabric-input ops);
 /// `forwarded`: wavelets its router sent to a neighbor or off the edge (one per hop);
 /// `delivered`: wavelets its router put into its input queues (after filters).
+/// Timed mode only: `busy_cycles`: cycles its compute element spent in tasks (task switch,
+/// DSD ops, sends); `stall_cycles`: cycles a send or an async op waited for space in a full
+/// output queue; `link_in[d]`: wavelets that crossed the link from neighbour d (N, E, S, W)
+/// into this PE. Idle cycles are the rest: see Stats::idle_cycles.
 struct PeStats {
   std::uint64_t tasks_run = 0;
   std::uint64_t sent = 0;
   std::uint64_t received = 0;
   std::uint64_t forwarded = 0;
   std::uint64_t delivered = 0;
+  std::uint64_t busy_cycles = 0;
+  std::uint64_t stall_cycles = 0;
+  std::uint64_t link_in[4] = {0, 0, 0, 0};
   PeStats& operator+=(const PeStats& o) {
     tasks_run += o.tasks_run; sent += o.sent; received += o.received; forwarded += o.forwarded; delivered += o.delivered;
+    busy_cycles += o.busy_cycles; stall_cycles += o.stall_cycles;
+    for (int d = 0; d < 4; ++d) link_in[d] += o.link_in[d];
     return *this;
   }
   friend bool operator==(const PeStats&, const PeStats&) = default;
@@ -1903,7 +1938,33 @@ struct PeStats {
 struct Stats {
   PeStats totals;
   std::uint64_t epochs = 0;
+  std::uint64_t cycles = 0;  ///< timed mode: simulated cycles over all runs
   std::vector<std::pair<Coord, PeStats>> per_pe;  ///< sorted by (y, x)
+
+  /// Cycles PE counters `s` spent neither busy nor stalled (timed mode).
+  std::uint64_t idle_cycles(const PeStats& s) const {
+    const std::uint64_t used = s.busy_cycles + s.stall_cycles;
+    return used < cycles ? cycles - used : 0;
+  }
+  /// Link utilization (timed mode): wavelets that crossed PE-to-PE links divided by the
+  /// capacity of the links that carried any (one wavelet per cycle each). 0 without traffic.
+  double link_utilization() const {
+    std::uint64_t wavelets = 0, links = 0;
+    for (const auto& [c, s] : per_pe)
+      for (auto n : s.link_in)
+        if (n) {
+          wavelets += n;
+          ++links;
+        }
+    return links && cycles ? double(wavelets) / (double(links) * double(cycles)) : 0.0;
+  }
+  /// The highest utilization of any one link (timed mode).
+  double busiest_link_utilization() const {
+    std::uint64_t most = 0;
+    for (const auto& [c, s] : per_pe)
+      for (auto n : s.link_in) most = n > most ? n : most;
+    return cycles ? double(most) / double(cycles) : 0.0;
+  }
   friend bool operator==(const Stats&, const Stats&) = default;
 };
 
@@ -1955,6 +2016,37 @@ class Ring {
 
 }  // namespace wse::emu
 // ---- end wse/emu/ring.hpp ----
+// ---- begin wse/emu/timing.hpp ----
+/// \file
+/// What one DSD op costs in the emulator's timed mode, from the arch's CycleCosts
+/// (docs/timing.md). Emulator internal.
+#include <cstdint>
+
+
+namespace wse::emu::timing {
+
+/// Elements per cycle of memory-operand op `ins` on an arch with costs `c`.
+constexpr unsigned elements_per_cycle(const arch::CycleCosts& c, const DsdInstr& ins) {
+  const ElemType t = ins.dst.type;
+  if (elem_size(t) == 2) return (t == ElemType::i16 || t == ElemType::u16) ? c.i16_width : c.f16_width;
+  if (t != ElemType::f32) return c.i32_width;
+  switch (ins.op) {
+    case DsdOpCode::mac: return elem_size(ins.b.type) == 2 ? c.mixed_mac_width : c.f32_mul_width;
+    case DsdOpCode::mul:
+    case DsdOpCode::cvt: return c.f32_mul_width;
+    default: return c.f32_add_width;
+  }
+}
+
+/// Cycles the elements of memory-operand op `ins` over `length` elements take (the issue
+/// cost is charged separately).
+constexpr std::uint64_t element_cycles(const arch::CycleCosts& c, const DsdInstr& ins, std::uint32_t length) {
+  const unsigned w = elements_per_cycle(c, ins);
+  return w == 0 ? length : (std::uint64_t{length} + w - 1) / w;
+}
+
+}  // namespace wse::emu::timing
+// ---- end wse/emu/timing.hpp ----
 
 namespace wse::emu {
 
@@ -2026,8 +2118,15 @@ class Pe {
     ColorState* s = color_state(c);
     if (s == nullptr || !s->has_oq)
       return fault_at("send", "color " + std::to_string(c.value) + " has no route receiving from RAMP at this PE");
+    // Timed mode: the send happens when the task's clock reaches it; until then it waits,
+    // in order, with the stalled sends.
+    std::uint64_t ready = 0;
+    if (timed_ && ctx_ != Ctx::init) {
+      ready = task_clock_;
+      task_clock_ += arch_->cycles.send;
+    }
     // A send also waits behind async ops still writing this color, so it never overtakes them.
-    if (stalled_sends_.empty() && !s->oq.full() && !fabout_busy(c.value)) {
+    if (ready <= now_ && stalled_sends_.empty() && !s->oq.full() && !fabout_busy(c.value)) {
       s->oq.push(w);
       ++stats_.sent;
       return;
@@ -2036,7 +2135,7 @@ class Pe {
       return fault_at("send", "queue overflow: the output queue of color " + std::to_string(c.value) + " is full (depth " +
                                   std::to_string(s->oq.capacity()) + ") and " + std::to_string(send_stall_limit_) +
                                   " more wavelets wait behind it; stream large data with an async mov to a fabout DSD");
-    stalled_sends_.push_back(StalledSend{c.value, w});
+    stalled_sends_.push_back(StalledSend{c.value, w, ready});
   }
   /// Executes a DSD instruction (synchronously, or queues it on a microthread). PE code.
   void dsd(const DsdInstr& ins);
@@ -2136,11 +2235,21 @@ class Pe {
     std::uint32_t length = 0;
     std::uint8_t issuer_kind = 0, issuer_id = 0;  // context that issued it, for reports
     const char* issuer_fn = nullptr;
+    std::uint64_t start = 0;    // timed mode: first cycle an element may move
+    std::uint64_t done_at = 0;  // timed mode: cycle the completion may fire
+    bool memory_only = false;   // timed mode: a memory-only op kept only for its completion
   };
   struct StalledSend {
     std::uint8_t color;
     Wavelet w;
+    std::uint64_t ready = 0;  // timed mode: cycle the send happens
   };
+  // Timed mode: a wavelet on its way over the link from one direction (hop latency > 1).
+  struct WireSlot {
+    std::int8_t slot = -1;  // color slot it is for; -1 = empty
+    Wavelet w{};
+  };
+  static constexpr unsigned max_wire_stages = 3;  // hop latency up to 4 cycles
   struct Function {
     std::string name;
     TaskFn<Pe> fn;
@@ -2210,6 +2319,24 @@ class Pe {
   }
   bool advance_async();
   bool run_tasks(unsigned max_runs);
+  // Timed mode: starts/ends the compute element's accounting of one task or function.
+  void begin_timed_task() { task_clock_ = now_ + arch_->cycles.task_switch; }
+  void end_timed_task() {
+    ce_free_at_ = task_clock_;
+    stats_.busy_cycles += task_clock_ - now_;
+    if (ce_free_at_ > horizon_) horizon_ = ce_free_at_;
+  }
+  bool ce_free() const { return !timed_ || now_ >= ce_free_at_; }
+  bool wire_busy() const {
+    for (const auto& dir : wire_)
+      for (const auto& w : dir)
+        if (w.slot >= 0) return true;
+    return false;
+  }
+  // Timed mode: the earliest cycle after now_ at which something waiting on time may move.
+  std::uint64_t next_time_event() const;
+  // Async ops holding a microthread (timed mode also lists memory-only ops, which do not).
+  unsigned fabric_ops_in_flight() const;
   bool deliver_control(Wavelet w);
   bool has_work() const;
   // Work other than outgoing link buffers (which neighbours drain during phase B).
@@ -2259,6 +2386,16 @@ class Pe {
   // writes it; phase B reads it instead of the buffers, which neighbours are draining.
   bool out_pending_ = false;
   bool use_simd_ = true;  // EmuConfig::simd
+
+  // Timed mode (EmuConfig::timed; docs/timing.md). now_ is the cycle being simulated, set by
+  // the engine before phase A; task_clock_ is the cycle the running task has reached.
+  bool timed_ = false;
+  bool stalled_now_ = false;  // a send or async op waited for queue space this cycle
+  std::uint64_t now_ = 0;
+  std::uint64_t task_clock_ = 0;
+  std::uint64_t ce_free_at_ = 0;  // the compute element is busy before this cycle
+  std::uint64_t horizon_ = 0;     // the latest cycle any scheduled work of this PE ends
+  std::array<std::array<WireSlot, max_wire_stages>, 4> wire_{};  // [direction][stage]
 };
 
 }  // namespace wse::emu
@@ -2609,6 +2746,29 @@ inline void Pe::dsd(const DsdInstr& ins) {
   }
   if (!fabric) {
     execute_now(ins, length);
+    if (timed_ && ctx_ != Ctx::init) {
+      // Timed mode: the op occupies the compute element (sync) or a microthread (async) for
+      // its element cycles; the data is written now either way, so results do not change.
+      task_clock_ += arch_->cycles.dsd_issue;
+      const std::uint64_t end = task_clock_ + timing::element_cycles(arch_->cycles, ins, length);
+      if (!ins.async) {
+        task_clock_ = end;
+        return;
+      }
+      if (end > horizon_) horizon_ = end;
+      if (ins.done.action != Completion::Action::none) {  // fires at `end`, from advance_async
+        AsyncOp a;
+        a.ins = ins;
+        a.length = a.next = length;
+        a.done_at = end;
+        a.memory_only = true;
+        a.issuer_kind = static_cast<std::uint8_t>(ctx_);
+        a.issuer_id = ctx_id_;
+        a.issuer_fn = ctx_fn_;
+        async_.push_back(a);
+      }
+      return;
+    }
     if (ins.async) {
       if (ins.done.action == Completion::Action::activate) activate(ins.done.task);
       if (ins.done.action == Completion::Action::unblock) unblock(ins.done.task);
@@ -2616,7 +2776,7 @@ inline void Pe::dsd(const DsdInstr& ins) {
     return;
   }
   if (!ins.async) return fault_at(op, "an op with a fabric operand must be asynchronous");
-  if (async_.size() >= arch_->microthreads)
+  if (fabric_ops_in_flight() >= arch_->microthreads)
     return fault_at(op, "more than " + std::to_string(arch_->microthreads) + " asynchronous ops in flight on this PE");
   AsyncOp a;
   a.ins = ins;
@@ -2624,7 +2784,31 @@ inline void Pe::dsd(const DsdInstr& ins) {
   a.issuer_kind = static_cast<std::uint8_t>(ctx_);
   a.issuer_id = ctx_id_;
   a.issuer_fn = ctx_fn_;
+  if (timed_ && ctx_ != Ctx::init) {
+    task_clock_ += arch_->cycles.dsd_issue;
+    a.start = task_clock_;
+  }
   async_.push_back(a);
+}
+
+inline unsigned Pe::fabric_ops_in_flight() const {
+  unsigned n = 0;
+  for (const auto& a : async_) n += !a.memory_only;
+  return n;
+}
+
+inline std::uint64_t Pe::next_time_event() const {
+  std::uint64_t next = ~0ull;
+  auto consider = [&](std::uint64_t t) {
+    if (t > now_ && t < next) next = t;
+  };
+  consider(ce_free_at_);
+  if (stalled_head_ < stalled_sends_.size()) consider(stalled_sends_[stalled_head_].ready);
+  for (const auto& a : async_) {
+    consider(a.start);
+    consider(a.done_at);
+  }
+  return next;
 }
 
 inline void Pe::execute_now(const DsdInstr& ins, std::uint32_t length) {
@@ -2657,12 +2841,15 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
   }
   bool progress = false;
   // Ops on one color run in issue order: wait while an earlier op still holds the color.
-  if ((my_in & claimed_in) == 0 && (my_out & claimed_out) == 0) {
+  if ((my_in & claimed_in) == 0 && (my_out & claimed_out) == 0 && now_ >= a.start) {
     while (a.next < a.length) {
       bool ready = !(out_cs && out_cs->oq.full());
       for (int k = 0; k < nsrc && ready; ++k)
         if (in_cs[k] && in_cs[k]->iq.empty()) ready = false;
-      if (!ready) break;
+      if (!ready) {
+        if (out_cs && out_cs->oq.full()) stalled_now_ = true;
+        break;
+      }
       std::uint32_t v[3] = {0, 0, 0};
       for (int k = 0; k < nsrc; ++k) {
         const Operand& s = *srcs[k];
@@ -2690,6 +2877,7 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
       }
       ++a.next;
       progress = true;
+      if (timed_) break;  // fabric operands move one wavelet per cycle
     }
   }
   if (a.next < a.length) {
@@ -2708,7 +2896,7 @@ inline bool Pe::advance_async() {
   std::size_t keep = 0;
   for (std::size_t i = 0; i < async_.size(); ++i) {
     AsyncOp& a = async_[i];
-    if (a.next < a.length) {
+    if (a.next < a.length || now_ < a.done_at) {
       if (keep != i) async_[keep] = a;
       ++keep;
       continue;
@@ -2737,7 +2925,11 @@ inline bool Pe::drain_stalled_sends() {
   while (stalled_head_ < stalled_sends_.size()) {
     const StalledSend& s = stalled_sends_[stalled_head_];
     ColorState& cs = *color_state(Color{s.color});
-    if (cs.oq.full() || fabout_busy(s.color)) break;
+    if (s.ready > now_) break;  // timed mode: the task has not reached this send yet
+    if (cs.oq.full() || fabout_busy(s.color)) {
+      stalled_now_ = true;
+      break;
+    }
     cs.oq.push(s.w);
     ++stats_.sent;
     ++stalled_head_;
@@ -2752,7 +2944,7 @@ inline bool Pe::drain_stalled_sends() {
 
 inline bool Pe::run_tasks(unsigned max_runs) {
   bool progress = false;
-  for (unsigned runs = 0; runs < max_runs && !fault_ && stalled_sends_.empty(); ++runs) {
+  for (unsigned runs = 0; runs < max_runs && !fault_ && stalled_sends_.empty() && ce_free(); ++runs) {
     std::uint64_t ready = 0;
     for (const auto& cs : colors_)
       if (cs.has_iq && !cs.iq.empty()) ready |= 1ull << cs.color.value;
@@ -2764,6 +2956,7 @@ inline bool Pe::run_tasks(unsigned max_runs) {
     TaskSlot& slot = tasks_[t];
     ctx_ = Ctx::task;
     ctx_id_ = static_cast<std::uint8_t>(t);
+    if (timed_) begin_timed_task();
     if (slot.kind == TaskKind::data && (data_bound_ >> t & 1u) && !(active_ >> t & 1u)) {
       ColorState& cs = *color_state(Color{static_cast<std::uint8_t>(t)});
       const Wavelet w = cs.iq.front();
@@ -2774,6 +2967,7 @@ inline bool Pe::run_tasks(unsigned max_runs) {
       active_ &= ~(1ull << t);
       slot.fn(kernel_, *this, slot.last);
     }
+    if (timed_) end_timed_task();
     ++stats_.tasks_run;
     progress = true;
   }
@@ -2829,6 +3023,7 @@ inline bool Pe::route_step() {
         }
         if (c.reset_switch) cs.pos = 0;
       }
+      if (timed_) break;  // timed mode: one wavelet per color per cycle
     }
   }
   return progress;
@@ -2836,6 +3031,7 @@ inline bool Pe::route_step() {
 
 inline bool Pe::has_local_work() const {
   if (active_ != 0 || !async_.empty() || !pending_launches_.empty() || !stalled_sends_.empty()) return true;
+  if (timed_ && wire_busy()) return true;
   for (const auto& cs : colors_) {
     if (!cs.iq.empty() || !cs.oq.empty()) return true;
     for (unsigned d = 0; d < 4; ++d)
@@ -2918,7 +3114,8 @@ inline StuckPe Pe::describe_stuck() const {
 
 namespace wse::emu {
 
-/// Emulator settings. None of them changes results, only speed and limits.
+/// Emulator settings. None of them changes results, only speed, limits and (timed) what
+/// the run reports.
 struct EmuConfig {
   unsigned threads = 1;                   ///< worker threads (= tiles); 0 = all hardware threads
   unsigned router_buffer_depth = 8;       ///< wavelets buffered per link, color and direction (1..16)
@@ -2933,6 +3130,11 @@ struct EmuConfig {
   /// reference; off = scalar reference only, for comparison).
   bool simd = true;
   std::uint64_t jitter_seed = 1;
+  /// Timed mode (docs/timing.md): one epoch per simulated cycle with hop latency, one
+  /// wavelet per cycle per link direction, DSD op widths and task-switch costs from the arch;
+  /// runs report cycles and PE busy/stall counters. Same results as functional mode, slower.
+  /// Cannot be combined with jitter_percent.
+  bool timed = false;
 };
 
 /// The emulated fabric for one program. Host code; not thread-safe across calls, but
@@ -2946,6 +3148,11 @@ class Engine {
       : program_(program), config_(config), width_(program.width()), height_(program.height()) {
     program_.validate();
     if (config_.threads == 0) config_.threads = std::max(1u, std::thread::hardware_concurrency());
+    if (config_.timed && config_.jitter_percent != 0)
+      throw ProgramError("EmuConfig: jitter_percent (" + std::to_string(config_.jitter_percent) +
+                         ") cannot be combined with timed mode, which fixes when every PE moves");
+    wire_stages_ = std::min<unsigned>(program_.arch().hop_latency_cycles > 0 ? program_.arch().hop_latency_cycles - 1u : 0u,
+                                      Pe::max_wire_stages);
     config_.router_buffer_depth = std::clamp(config_.router_buffer_depth, 1u, Ring::max_capacity);
     pes_.resize(std::size_t{width_} * height_);
     load_routes();
@@ -3001,6 +3208,7 @@ class Engine {
   Stats stats() const {
     Stats s;
     s.epochs = total_epochs_;
+    s.cycles = total_cycles_;
     for (const auto& pe : pes_)
       if (pe) {
         s.per_pe.emplace_back(pe->coord_, pe->stats_);
@@ -3033,6 +3241,9 @@ class Engine {
     std::vector<PeFault> faults;
     bool progress = false;
     bool skipped = false;  // some PE sat out this epoch (jitter)
+    // Timed mode: earliest future cycle an awake PE waits for; latest cycle any work ends.
+    std::uint64_t next_event = ~0ull;
+    std::uint64_t horizon = 0;
   };
 
   // True when `pe` sits out this epoch under EmuConfig::jitter_percent.
@@ -3054,6 +3265,7 @@ class Engine {
       slot->index_ = static_cast<std::uint32_t>(index(c));
       slot->send_stall_limit_ = config_.max_stalled_sends;
       slot->use_simd_ = config_.simd;
+      slot->timed_ = config_.timed;
     }
     return *slot;
   }
@@ -3169,8 +3381,35 @@ class Engine {
                        "' (declared streams: " + (known.empty() ? "none" : known) + ")");
   }
 
+  // Phase A for one PE in timed mode: one cycle of router, sends, async ops and task picker.
+  // The router runs first, so a wavelet written to an output queue in cycle t leaves it in t+1.
+  bool process_timed(Pe& pe) {
+    pe.now_ = now_;
+    pe.stalled_now_ = false;
+    bool progress = false;
+    if (!pe.pending_launches_.empty() && pe.ce_free() && pe.stalled_sends_.empty()) {
+      pe.ctx_ = Pe::Ctx::function;
+      pe.ctx_fn_ = pe.pending_launch_names_.front();
+      pe.begin_timed_task();
+      pe.pending_launches_.front()(pe.kernel_, pe, Wavelet{});
+      pe.end_timed_task();
+      ++pe.stats_.tasks_run;
+      pe.pending_launches_.erase(pe.pending_launches_.begin());
+      pe.pending_launch_names_.erase(pe.pending_launch_names_.begin());
+      progress = true;
+    }
+    if (pe.fault_) return progress;
+    progress |= pe.route_step();
+    progress |= pe.drain_stalled_sends();
+    progress |= pe.advance_async();
+    progress |= pe.run_tasks(1);
+    if (pe.stalled_now_) ++pe.stats_.stall_cycles;
+    return progress;
+  }
+
   // Phase A for one PE: launches, then router / async ops / tasks until nothing moves.
   bool process(Pe& pe) {
+    if (config_.timed) return process_timed(pe);
     bool progress = false;
     // A launched function starts like a task: not while the compute element is stalled on a
     // send (the rest wait in pending_launches_, which keeps the PE awake).
@@ -3201,9 +3440,86 @@ class Engine {
     return progress;
   }
 
+  // Phase B for one PE in timed mode: per direction at most one wavelet crosses each link
+  // per cycle, in and out; colors take turns (round robin from the cycle number). With hop
+  // latency L > 1 a wavelet spends L - 1 cycles on the wire before it enters the router.
+  bool pull_timed(Pe& pe) const {
+    bool progress = false;
+    const std::size_t n = pe.colors_.size();
+    if (n == 0) return false;
+    const std::size_t first = static_cast<std::size_t>(now_ % n);
+    for (unsigned d = 0; d < 4; ++d) {
+      // Off the edge into a host output stream: one wavelet per cycle.
+      for (std::size_t k = 0; k < n; ++k) {
+        auto& cs = pe.colors_[(first + k) % n];
+        if (cs.out_stream[d] && !cs.out[d].empty()) {
+          cs.out_stream[d]->data.push_back(cs.out[d].front());
+          cs.out[d].pop();
+          progress = true;
+          break;
+        }
+      }
+      // The wire: the oldest stage enters its router buffer, the others move one stage on.
+      auto& wire = pe.wire_[d];
+      const unsigned stages = wire_stages_;
+      if (stages > 0) {
+        auto& last = wire[stages - 1];
+        if (last.slot >= 0) {
+          Ring& to = pe.colors_[static_cast<std::size_t>(last.slot)].in[d];
+          if (!to.full()) {
+            to.push(last.w);
+            last.slot = -1;
+            progress = true;
+          }
+        }
+        for (unsigned j = stages - 1; j-- > 0;)
+          if (wire[j].slot >= 0 && wire[j + 1].slot < 0) {
+            wire[j + 1] = wire[j];
+            wire[j].slot = -1;
+            progress = true;
+          }
+        if (wire[0].slot >= 0) continue;  // the link is blocked this cycle
+      }
+      for (std::size_t k = 0; k < n; ++k) {
+        const std::size_t slot = (first + k) % n;
+        auto& cs = pe.colors_[slot];
+        if (!cs.route.all_rx().has(static_cast<Port>(d))) continue;
+        if (stages == 0 && cs.in[d].full()) continue;
+        Wavelet w;
+        if (InStream* is = cs.in_stream[d]) {
+          if (!is->pending()) continue;
+          w = is->data[is->next++];
+          if (!is->pending()) {
+            is->data.clear();
+            is->next = 0;
+          }
+        } else {
+          Pe* nb = pe.neighbor_[d];
+          auto* ncs = nb ? nb->color_state(cs.color) : nullptr;
+          if (!ncs) continue;
+          Ring& from = ncs->out[static_cast<unsigned>(opposite(static_cast<Port>(d)))];
+          if (from.empty()) continue;
+          w = from.front();
+          from.pop();
+          ++pe.stats_.link_in[d];
+        }
+        if (stages == 0) {
+          cs.in[d].push(w);
+        } else {
+          wire[0].slot = static_cast<std::int8_t>(slot);
+          wire[0].w = w;
+        }
+        progress = true;
+        break;
+      }
+    }
+    return progress;
+  }
+
   // Phase B for one PE: pull from neighbors' outgoing buffers and input streams; drain
   // outgoing buffers that face an output stream.
-  static bool pull(Pe& pe) {
+  bool pull(Pe& pe) const {
+    if (config_.timed) return pull_timed(pe);
     bool progress = false;
     for (auto& cs : pe.colors_) {
       const PortSet rx = cs.route.all_rx();
@@ -3254,6 +3570,7 @@ class Engine {
   void phase_a(Tile& t, std::uint64_t epoch) {
     t.progress = false;
     t.skipped = false;
+    t.next_event = ~0ull;
     for (Pe* pe : t.awake) {
       if (pe->fault_) continue;
       if (sits_out(*pe, epoch)) {
@@ -3263,6 +3580,10 @@ class Engine {
       }
       t.progress |= process(*pe);
       if (pe->fault_) t.faults.push_back(*pe->fault_);
+      if (config_.timed) {
+        t.next_event = std::min(t.next_event, pe->next_time_event());
+        t.horizon = std::max(t.horizon, pe->horizon_);
+      }
       bool outgoing = false;  // one scan: wake the drainers and remember for phase B
       for (auto& cs : pe->colors_)
         for (unsigned d = 0; d < 4; ++d) {
@@ -3305,11 +3626,18 @@ class Engine {
   // Decides after phase B whether the run is over; fills report_.
   bool finished(std::uint64_t epochs_this_run) {
     bool progress = false, faulted = false, work = false, skipped = false;
+    std::uint64_t next_event = ~0ull;
     for (auto& t : tiles_) {
       progress |= t.progress;
       skipped |= t.skipped;
       faulted |= !t.faults.empty();
       work |= !t.awake.empty();
+      next_event = std::min(next_event, t.next_event);
+      horizon_ = std::max(horizon_, t.horizon);
+    }
+    if (progress) {
+      last_active_ = now_;
+      any_active_ = true;
     }
     if (faulted) {
       report_.status = RunStatus::faulted;
@@ -3330,6 +3658,16 @@ class Engine {
     const bool was_full = full_epoch_;
     full_epoch_ = !progress && skipped;
     if (full_epoch_ && !was_full && epochs_this_run < config_.max_epochs) return false;
+    if (!progress && config_.timed && next_event != ~0ull && epochs_this_run < config_.max_epochs) {
+      // Timed mode: nothing moves before next_event; skip the cycles in between. PEs that
+      // were stalled on a full queue stay stalled through them.
+      const std::uint64_t skipped_cycles = next_event - now_ - 1;
+      for (auto& t : tiles_)
+        for (Pe* pe : t.awake)
+          if (pe->stalled_now_ && pe->now_ == now_) pe->stats_.stall_cycles += skipped_cycles;
+      now_ = next_event;
+      return false;
+    }
     if (!progress || epochs_this_run >= config_.max_epochs) {
       report_.status = progress ? RunStatus::epoch_limit : RunStatus::stalled;
       for (auto& t : tiles_)
@@ -3338,7 +3676,19 @@ class Engine {
                 [](const StuckPe& a, const StuckPe& b) { return std::pair(a.pe.y, a.pe.x) < std::pair(b.pe.y, b.pe.x); });
       return true;
     }
+    if (config_.timed) ++now_;
     return false;
+  }
+
+  // Timed mode: closes the run's cycle count; the next run starts where this one ended.
+  void finish_timing() {
+    if (!config_.timed) return;
+    std::uint64_t end = any_active_ ? last_active_ + 1 : run_start_;
+    end = std::max(end, horizon_);
+    report_.cycles = end - run_start_;
+    report_.seconds = static_cast<double>(report_.cycles) / static_cast<double>(program_.arch().clock_hz);
+    total_cycles_ += report_.cycles;
+    now_ = end;
   }
 
   Program program_;
@@ -3351,12 +3701,21 @@ class Engine {
   std::vector<Pe*> start_wake_;
   std::uint64_t total_epochs_ = 0;
   std::uint64_t stamp_ = 0;
+  // Timed mode: the cycle being simulated, where this run started, the last cycle anything
+  // moved, the latest cycle scheduled work ends, and the total over all runs.
+  std::uint64_t now_ = 0, run_start_ = 0, last_active_ = 0, horizon_ = 0, total_cycles_ = 0;
+  bool any_active_ = false;
+  unsigned wire_stages_ = 0;  // hop latency - 1
   bool full_epoch_ = false;  // next epoch runs every PE (see finished())
   RunReport report_;
 };
 
 inline RunReport Engine::run() {
   report_ = RunReport{};
+  run_start_ = now_;
+  horizon_ = 0;
+  any_active_ = false;
+  for (auto& t : tiles_) t.horizon = 0;
   // Seed each tile's phase-A list with the PEs that have work from before this run.
   for (auto& t : tiles_) {
     // PEs left in `awake` from an earlier run (a stall) are still awake.
@@ -3411,6 +3770,7 @@ inline RunReport Engine::run() {
   }
   report_.epochs = epochs;
   total_epochs_ += epochs;
+  finish_timing();
   return report_;
 }
 

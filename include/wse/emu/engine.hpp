@@ -24,7 +24,8 @@
 
 namespace wse::emu {
 
-/// Emulator settings. None of them changes results, only speed and limits.
+/// Emulator settings. None of them changes results, only speed, limits and (timed) what
+/// the run reports.
 struct EmuConfig {
   unsigned threads = 1;                   ///< worker threads (= tiles); 0 = all hardware threads
   unsigned router_buffer_depth = 8;       ///< wavelets buffered per link, color and direction (1..16)
@@ -39,6 +40,11 @@ struct EmuConfig {
   /// reference; off = scalar reference only, for comparison).
   bool simd = true;
   std::uint64_t jitter_seed = 1;
+  /// Timed mode (docs/timing.md): one epoch per simulated cycle with hop latency, one
+  /// wavelet per cycle per link direction, DSD op widths and task-switch costs from the arch;
+  /// runs report cycles and PE busy/stall counters. Same results as functional mode, slower.
+  /// Cannot be combined with jitter_percent.
+  bool timed = false;
 };
 
 /// The emulated fabric for one program. Host code; not thread-safe across calls, but
@@ -52,6 +58,11 @@ class Engine {
       : program_(program), config_(config), width_(program.width()), height_(program.height()) {
     program_.validate();
     if (config_.threads == 0) config_.threads = std::max(1u, std::thread::hardware_concurrency());
+    if (config_.timed && config_.jitter_percent != 0)
+      throw ProgramError("EmuConfig: jitter_percent (" + std::to_string(config_.jitter_percent) +
+                         ") cannot be combined with timed mode, which fixes when every PE moves");
+    wire_stages_ = std::min<unsigned>(program_.arch().hop_latency_cycles > 0 ? program_.arch().hop_latency_cycles - 1u : 0u,
+                                      Pe::max_wire_stages);
     config_.router_buffer_depth = std::clamp(config_.router_buffer_depth, 1u, Ring::max_capacity);
     pes_.resize(std::size_t{width_} * height_);
     load_routes();
@@ -107,6 +118,7 @@ class Engine {
   Stats stats() const {
     Stats s;
     s.epochs = total_epochs_;
+    s.cycles = total_cycles_;
     for (const auto& pe : pes_)
       if (pe) {
         s.per_pe.emplace_back(pe->coord_, pe->stats_);
@@ -139,6 +151,9 @@ class Engine {
     std::vector<PeFault> faults;
     bool progress = false;
     bool skipped = false;  // some PE sat out this epoch (jitter)
+    // Timed mode: earliest future cycle an awake PE waits for; latest cycle any work ends.
+    std::uint64_t next_event = ~0ull;
+    std::uint64_t horizon = 0;
   };
 
   // True when `pe` sits out this epoch under EmuConfig::jitter_percent.
@@ -160,6 +175,7 @@ class Engine {
       slot->index_ = static_cast<std::uint32_t>(index(c));
       slot->send_stall_limit_ = config_.max_stalled_sends;
       slot->use_simd_ = config_.simd;
+      slot->timed_ = config_.timed;
     }
     return *slot;
   }
@@ -275,8 +291,35 @@ class Engine {
                        "' (declared streams: " + (known.empty() ? "none" : known) + ")");
   }
 
+  // Phase A for one PE in timed mode: one cycle of router, sends, async ops and task picker.
+  // The router runs first, so a wavelet written to an output queue in cycle t leaves it in t+1.
+  bool process_timed(Pe& pe) {
+    pe.now_ = now_;
+    pe.stalled_now_ = false;
+    bool progress = false;
+    if (!pe.pending_launches_.empty() && pe.ce_free() && pe.stalled_sends_.empty()) {
+      pe.ctx_ = Pe::Ctx::function;
+      pe.ctx_fn_ = pe.pending_launch_names_.front();
+      pe.begin_timed_task();
+      pe.pending_launches_.front()(pe.kernel_, pe, Wavelet{});
+      pe.end_timed_task();
+      ++pe.stats_.tasks_run;
+      pe.pending_launches_.erase(pe.pending_launches_.begin());
+      pe.pending_launch_names_.erase(pe.pending_launch_names_.begin());
+      progress = true;
+    }
+    if (pe.fault_) return progress;
+    progress |= pe.route_step();
+    progress |= pe.drain_stalled_sends();
+    progress |= pe.advance_async();
+    progress |= pe.run_tasks(1);
+    if (pe.stalled_now_) ++pe.stats_.stall_cycles;
+    return progress;
+  }
+
   // Phase A for one PE: launches, then router / async ops / tasks until nothing moves.
   bool process(Pe& pe) {
+    if (config_.timed) return process_timed(pe);
     bool progress = false;
     // A launched function starts like a task: not while the compute element is stalled on a
     // send (the rest wait in pending_launches_, which keeps the PE awake).
@@ -307,9 +350,86 @@ class Engine {
     return progress;
   }
 
+  // Phase B for one PE in timed mode: per direction at most one wavelet crosses each link
+  // per cycle, in and out; colors take turns (round robin from the cycle number). With hop
+  // latency L > 1 a wavelet spends L - 1 cycles on the wire before it enters the router.
+  bool pull_timed(Pe& pe) const {
+    bool progress = false;
+    const std::size_t n = pe.colors_.size();
+    if (n == 0) return false;
+    const std::size_t first = static_cast<std::size_t>(now_ % n);
+    for (unsigned d = 0; d < 4; ++d) {
+      // Off the edge into a host output stream: one wavelet per cycle.
+      for (std::size_t k = 0; k < n; ++k) {
+        auto& cs = pe.colors_[(first + k) % n];
+        if (cs.out_stream[d] && !cs.out[d].empty()) {
+          cs.out_stream[d]->data.push_back(cs.out[d].front());
+          cs.out[d].pop();
+          progress = true;
+          break;
+        }
+      }
+      // The wire: the oldest stage enters its router buffer, the others move one stage on.
+      auto& wire = pe.wire_[d];
+      const unsigned stages = wire_stages_;
+      if (stages > 0) {
+        auto& last = wire[stages - 1];
+        if (last.slot >= 0) {
+          Ring& to = pe.colors_[static_cast<std::size_t>(last.slot)].in[d];
+          if (!to.full()) {
+            to.push(last.w);
+            last.slot = -1;
+            progress = true;
+          }
+        }
+        for (unsigned j = stages - 1; j-- > 0;)
+          if (wire[j].slot >= 0 && wire[j + 1].slot < 0) {
+            wire[j + 1] = wire[j];
+            wire[j].slot = -1;
+            progress = true;
+          }
+        if (wire[0].slot >= 0) continue;  // the link is blocked this cycle
+      }
+      for (std::size_t k = 0; k < n; ++k) {
+        const std::size_t slot = (first + k) % n;
+        auto& cs = pe.colors_[slot];
+        if (!cs.route.all_rx().has(static_cast<Port>(d))) continue;
+        if (stages == 0 && cs.in[d].full()) continue;
+        Wavelet w;
+        if (InStream* is = cs.in_stream[d]) {
+          if (!is->pending()) continue;
+          w = is->data[is->next++];
+          if (!is->pending()) {
+            is->data.clear();
+            is->next = 0;
+          }
+        } else {
+          Pe* nb = pe.neighbor_[d];
+          auto* ncs = nb ? nb->color_state(cs.color) : nullptr;
+          if (!ncs) continue;
+          Ring& from = ncs->out[static_cast<unsigned>(opposite(static_cast<Port>(d)))];
+          if (from.empty()) continue;
+          w = from.front();
+          from.pop();
+          ++pe.stats_.link_in[d];
+        }
+        if (stages == 0) {
+          cs.in[d].push(w);
+        } else {
+          wire[0].slot = static_cast<std::int8_t>(slot);
+          wire[0].w = w;
+        }
+        progress = true;
+        break;
+      }
+    }
+    return progress;
+  }
+
   // Phase B for one PE: pull from neighbors' outgoing buffers and input streams; drain
   // outgoing buffers that face an output stream.
-  static bool pull(Pe& pe) {
+  bool pull(Pe& pe) const {
+    if (config_.timed) return pull_timed(pe);
     bool progress = false;
     for (auto& cs : pe.colors_) {
       const PortSet rx = cs.route.all_rx();
@@ -360,6 +480,7 @@ class Engine {
   void phase_a(Tile& t, std::uint64_t epoch) {
     t.progress = false;
     t.skipped = false;
+    t.next_event = ~0ull;
     for (Pe* pe : t.awake) {
       if (pe->fault_) continue;
       if (sits_out(*pe, epoch)) {
@@ -369,6 +490,10 @@ class Engine {
       }
       t.progress |= process(*pe);
       if (pe->fault_) t.faults.push_back(*pe->fault_);
+      if (config_.timed) {
+        t.next_event = std::min(t.next_event, pe->next_time_event());
+        t.horizon = std::max(t.horizon, pe->horizon_);
+      }
       bool outgoing = false;  // one scan: wake the drainers and remember for phase B
       for (auto& cs : pe->colors_)
         for (unsigned d = 0; d < 4; ++d) {
@@ -411,11 +536,18 @@ class Engine {
   // Decides after phase B whether the run is over; fills report_.
   bool finished(std::uint64_t epochs_this_run) {
     bool progress = false, faulted = false, work = false, skipped = false;
+    std::uint64_t next_event = ~0ull;
     for (auto& t : tiles_) {
       progress |= t.progress;
       skipped |= t.skipped;
       faulted |= !t.faults.empty();
       work |= !t.awake.empty();
+      next_event = std::min(next_event, t.next_event);
+      horizon_ = std::max(horizon_, t.horizon);
+    }
+    if (progress) {
+      last_active_ = now_;
+      any_active_ = true;
     }
     if (faulted) {
       report_.status = RunStatus::faulted;
@@ -436,6 +568,16 @@ class Engine {
     const bool was_full = full_epoch_;
     full_epoch_ = !progress && skipped;
     if (full_epoch_ && !was_full && epochs_this_run < config_.max_epochs) return false;
+    if (!progress && config_.timed && next_event != ~0ull && epochs_this_run < config_.max_epochs) {
+      // Timed mode: nothing moves before next_event; skip the cycles in between. PEs that
+      // were stalled on a full queue stay stalled through them.
+      const std::uint64_t skipped_cycles = next_event - now_ - 1;
+      for (auto& t : tiles_)
+        for (Pe* pe : t.awake)
+          if (pe->stalled_now_ && pe->now_ == now_) pe->stats_.stall_cycles += skipped_cycles;
+      now_ = next_event;
+      return false;
+    }
     if (!progress || epochs_this_run >= config_.max_epochs) {
       report_.status = progress ? RunStatus::epoch_limit : RunStatus::stalled;
       for (auto& t : tiles_)
@@ -444,7 +586,19 @@ class Engine {
                 [](const StuckPe& a, const StuckPe& b) { return std::pair(a.pe.y, a.pe.x) < std::pair(b.pe.y, b.pe.x); });
       return true;
     }
+    if (config_.timed) ++now_;
     return false;
+  }
+
+  // Timed mode: closes the run's cycle count; the next run starts where this one ended.
+  void finish_timing() {
+    if (!config_.timed) return;
+    std::uint64_t end = any_active_ ? last_active_ + 1 : run_start_;
+    end = std::max(end, horizon_);
+    report_.cycles = end - run_start_;
+    report_.seconds = static_cast<double>(report_.cycles) / static_cast<double>(program_.arch().clock_hz);
+    total_cycles_ += report_.cycles;
+    now_ = end;
   }
 
   Program program_;
@@ -457,12 +611,21 @@ class Engine {
   std::vector<Pe*> start_wake_;
   std::uint64_t total_epochs_ = 0;
   std::uint64_t stamp_ = 0;
+  // Timed mode: the cycle being simulated, where this run started, the last cycle anything
+  // moved, the latest cycle scheduled work ends, and the total over all runs.
+  std::uint64_t now_ = 0, run_start_ = 0, last_active_ = 0, horizon_ = 0, total_cycles_ = 0;
+  bool any_active_ = false;
+  unsigned wire_stages_ = 0;  // hop latency - 1
   bool full_epoch_ = false;  // next epoch runs every PE (see finished())
   RunReport report_;
 };
 
 inline RunReport Engine::run() {
   report_ = RunReport{};
+  run_start_ = now_;
+  horizon_ = 0;
+  any_active_ = false;
+  for (auto& t : tiles_) t.horizon = 0;
   // Seed each tile's phase-A list with the PEs that have work from before this run.
   for (auto& t : tiles_) {
     // PEs left in `awake` from an earlier run (a stall) are still awake.
@@ -517,6 +680,7 @@ inline RunReport Engine::run() {
   }
   report_.epochs = epochs;
   total_epochs_ += epochs;
+  finish_timing();
   return report_;
 }
 

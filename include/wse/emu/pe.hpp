@@ -21,6 +21,7 @@
 #include "dsd_exec.hpp"
 #include "report.hpp"
 #include "ring.hpp"
+#include "timing.hpp"
 
 namespace wse::emu {
 
@@ -92,8 +93,15 @@ class Pe {
     ColorState* s = color_state(c);
     if (s == nullptr || !s->has_oq)
       return fault_at("send", "color " + std::to_string(c.value) + " has no route receiving from RAMP at this PE");
+    // Timed mode: the send happens when the task's clock reaches it; until then it waits,
+    // in order, with the stalled sends.
+    std::uint64_t ready = 0;
+    if (timed_ && ctx_ != Ctx::init) {
+      ready = task_clock_;
+      task_clock_ += arch_->cycles.send;
+    }
     // A send also waits behind async ops still writing this color, so it never overtakes them.
-    if (stalled_sends_.empty() && !s->oq.full() && !fabout_busy(c.value)) {
+    if (ready <= now_ && stalled_sends_.empty() && !s->oq.full() && !fabout_busy(c.value)) {
       s->oq.push(w);
       ++stats_.sent;
       return;
@@ -102,7 +110,7 @@ class Pe {
       return fault_at("send", "queue overflow: the output queue of color " + std::to_string(c.value) + " is full (depth " +
                                   std::to_string(s->oq.capacity()) + ") and " + std::to_string(send_stall_limit_) +
                                   " more wavelets wait behind it; stream large data with an async mov to a fabout DSD");
-    stalled_sends_.push_back(StalledSend{c.value, w});
+    stalled_sends_.push_back(StalledSend{c.value, w, ready});
   }
   /// Executes a DSD instruction (synchronously, or queues it on a microthread). PE code.
   void dsd(const DsdInstr& ins);
@@ -202,11 +210,21 @@ class Pe {
     std::uint32_t length = 0;
     std::uint8_t issuer_kind = 0, issuer_id = 0;  // context that issued it, for reports
     const char* issuer_fn = nullptr;
+    std::uint64_t start = 0;    // timed mode: first cycle an element may move
+    std::uint64_t done_at = 0;  // timed mode: cycle the completion may fire
+    bool memory_only = false;   // timed mode: a memory-only op kept only for its completion
   };
   struct StalledSend {
     std::uint8_t color;
     Wavelet w;
+    std::uint64_t ready = 0;  // timed mode: cycle the send happens
   };
+  // Timed mode: a wavelet on its way over the link from one direction (hop latency > 1).
+  struct WireSlot {
+    std::int8_t slot = -1;  // color slot it is for; -1 = empty
+    Wavelet w{};
+  };
+  static constexpr unsigned max_wire_stages = 3;  // hop latency up to 4 cycles
   struct Function {
     std::string name;
     TaskFn<Pe> fn;
@@ -276,6 +294,24 @@ class Pe {
   }
   bool advance_async();
   bool run_tasks(unsigned max_runs);
+  // Timed mode: starts/ends the compute element's accounting of one task or function.
+  void begin_timed_task() { task_clock_ = now_ + arch_->cycles.task_switch; }
+  void end_timed_task() {
+    ce_free_at_ = task_clock_;
+    stats_.busy_cycles += task_clock_ - now_;
+    if (ce_free_at_ > horizon_) horizon_ = ce_free_at_;
+  }
+  bool ce_free() const { return !timed_ || now_ >= ce_free_at_; }
+  bool wire_busy() const {
+    for (const auto& dir : wire_)
+      for (const auto& w : dir)
+        if (w.slot >= 0) return true;
+    return false;
+  }
+  // Timed mode: the earliest cycle after now_ at which something waiting on time may move.
+  std::uint64_t next_time_event() const;
+  // Async ops holding a microthread (timed mode also lists memory-only ops, which do not).
+  unsigned fabric_ops_in_flight() const;
   bool deliver_control(Wavelet w);
   bool has_work() const;
   // Work other than outgoing link buffers (which neighbours drain during phase B).
@@ -325,6 +361,16 @@ class Pe {
   // writes it; phase B reads it instead of the buffers, which neighbours are draining.
   bool out_pending_ = false;
   bool use_simd_ = true;  // EmuConfig::simd
+
+  // Timed mode (EmuConfig::timed; docs/timing.md). now_ is the cycle being simulated, set by
+  // the engine before phase A; task_clock_ is the cycle the running task has reached.
+  bool timed_ = false;
+  bool stalled_now_ = false;  // a send or async op waited for queue space this cycle
+  std::uint64_t now_ = 0;
+  std::uint64_t task_clock_ = 0;
+  std::uint64_t ce_free_at_ = 0;  // the compute element is busy before this cycle
+  std::uint64_t horizon_ = 0;     // the latest cycle any scheduled work of this PE ends
+  std::array<std::array<WireSlot, max_wire_stages>, 4> wire_{};  // [direction][stage]
 };
 
 }  // namespace wse::emu

@@ -48,6 +48,29 @@ inline void Pe::dsd(const DsdInstr& ins) {
   }
   if (!fabric) {
     execute_now(ins, length);
+    if (timed_ && ctx_ != Ctx::init) {
+      // Timed mode: the op occupies the compute element (sync) or a microthread (async) for
+      // its element cycles; the data is written now either way, so results do not change.
+      task_clock_ += arch_->cycles.dsd_issue;
+      const std::uint64_t end = task_clock_ + timing::element_cycles(arch_->cycles, ins, length);
+      if (!ins.async) {
+        task_clock_ = end;
+        return;
+      }
+      if (end > horizon_) horizon_ = end;
+      if (ins.done.action != Completion::Action::none) {  // fires at `end`, from advance_async
+        AsyncOp a;
+        a.ins = ins;
+        a.length = a.next = length;
+        a.done_at = end;
+        a.memory_only = true;
+        a.issuer_kind = static_cast<std::uint8_t>(ctx_);
+        a.issuer_id = ctx_id_;
+        a.issuer_fn = ctx_fn_;
+        async_.push_back(a);
+      }
+      return;
+    }
     if (ins.async) {
       if (ins.done.action == Completion::Action::activate) activate(ins.done.task);
       if (ins.done.action == Completion::Action::unblock) unblock(ins.done.task);
@@ -55,7 +78,7 @@ inline void Pe::dsd(const DsdInstr& ins) {
     return;
   }
   if (!ins.async) return fault_at(op, "an op with a fabric operand must be asynchronous");
-  if (async_.size() >= arch_->microthreads)
+  if (fabric_ops_in_flight() >= arch_->microthreads)
     return fault_at(op, "more than " + std::to_string(arch_->microthreads) + " asynchronous ops in flight on this PE");
   AsyncOp a;
   a.ins = ins;
@@ -63,7 +86,31 @@ inline void Pe::dsd(const DsdInstr& ins) {
   a.issuer_kind = static_cast<std::uint8_t>(ctx_);
   a.issuer_id = ctx_id_;
   a.issuer_fn = ctx_fn_;
+  if (timed_ && ctx_ != Ctx::init) {
+    task_clock_ += arch_->cycles.dsd_issue;
+    a.start = task_clock_;
+  }
   async_.push_back(a);
+}
+
+inline unsigned Pe::fabric_ops_in_flight() const {
+  unsigned n = 0;
+  for (const auto& a : async_) n += !a.memory_only;
+  return n;
+}
+
+inline std::uint64_t Pe::next_time_event() const {
+  std::uint64_t next = ~0ull;
+  auto consider = [&](std::uint64_t t) {
+    if (t > now_ && t < next) next = t;
+  };
+  consider(ce_free_at_);
+  if (stalled_head_ < stalled_sends_.size()) consider(stalled_sends_[stalled_head_].ready);
+  for (const auto& a : async_) {
+    consider(a.start);
+    consider(a.done_at);
+  }
+  return next;
 }
 
 inline void Pe::execute_now(const DsdInstr& ins, std::uint32_t length) {
@@ -96,12 +143,15 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
   }
   bool progress = false;
   // Ops on one color run in issue order: wait while an earlier op still holds the color.
-  if ((my_in & claimed_in) == 0 && (my_out & claimed_out) == 0) {
+  if ((my_in & claimed_in) == 0 && (my_out & claimed_out) == 0 && now_ >= a.start) {
     while (a.next < a.length) {
       bool ready = !(out_cs && out_cs->oq.full());
       for (int k = 0; k < nsrc && ready; ++k)
         if (in_cs[k] && in_cs[k]->iq.empty()) ready = false;
-      if (!ready) break;
+      if (!ready) {
+        if (out_cs && out_cs->oq.full()) stalled_now_ = true;
+        break;
+      }
       std::uint32_t v[3] = {0, 0, 0};
       for (int k = 0; k < nsrc; ++k) {
         const Operand& s = *srcs[k];
@@ -129,6 +179,7 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
       }
       ++a.next;
       progress = true;
+      if (timed_) break;  // fabric operands move one wavelet per cycle
     }
   }
   if (a.next < a.length) {
@@ -147,7 +198,7 @@ inline bool Pe::advance_async() {
   std::size_t keep = 0;
   for (std::size_t i = 0; i < async_.size(); ++i) {
     AsyncOp& a = async_[i];
-    if (a.next < a.length) {
+    if (a.next < a.length || now_ < a.done_at) {
       if (keep != i) async_[keep] = a;
       ++keep;
       continue;
@@ -176,7 +227,11 @@ inline bool Pe::drain_stalled_sends() {
   while (stalled_head_ < stalled_sends_.size()) {
     const StalledSend& s = stalled_sends_[stalled_head_];
     ColorState& cs = *color_state(Color{s.color});
-    if (cs.oq.full() || fabout_busy(s.color)) break;
+    if (s.ready > now_) break;  // timed mode: the task has not reached this send yet
+    if (cs.oq.full() || fabout_busy(s.color)) {
+      stalled_now_ = true;
+      break;
+    }
     cs.oq.push(s.w);
     ++stats_.sent;
     ++stalled_head_;
@@ -191,7 +246,7 @@ inline bool Pe::drain_stalled_sends() {
 
 inline bool Pe::run_tasks(unsigned max_runs) {
   bool progress = false;
-  for (unsigned runs = 0; runs < max_runs && !fault_ && stalled_sends_.empty(); ++runs) {
+  for (unsigned runs = 0; runs < max_runs && !fault_ && stalled_sends_.empty() && ce_free(); ++runs) {
     std::uint64_t ready = 0;
     for (const auto& cs : colors_)
       if (cs.has_iq && !cs.iq.empty()) ready |= 1ull << cs.color.value;
@@ -203,6 +258,7 @@ inline bool Pe::run_tasks(unsigned max_runs) {
     TaskSlot& slot = tasks_[t];
     ctx_ = Ctx::task;
     ctx_id_ = static_cast<std::uint8_t>(t);
+    if (timed_) begin_timed_task();
     if (slot.kind == TaskKind::data && (data_bound_ >> t & 1u) && !(active_ >> t & 1u)) {
       ColorState& cs = *color_state(Color{static_cast<std::uint8_t>(t)});
       const Wavelet w = cs.iq.front();
@@ -213,6 +269,7 @@ inline bool Pe::run_tasks(unsigned max_runs) {
       active_ &= ~(1ull << t);
       slot.fn(kernel_, *this, slot.last);
     }
+    if (timed_) end_timed_task();
     ++stats_.tasks_run;
     progress = true;
   }
@@ -268,6 +325,7 @@ inline bool Pe::route_step() {
         }
         if (c.reset_switch) cs.pos = 0;
       }
+      if (timed_) break;  // timed mode: one wavelet per color per cycle
     }
   }
   return progress;
@@ -275,6 +333,7 @@ inline bool Pe::route_step() {
 
 inline bool Pe::has_local_work() const {
   if (active_ != 0 || !async_.empty() || !pending_launches_.empty() || !stalled_sends_.empty()) return true;
+  if (timed_ && wire_busy()) return true;
   for (const auto& cs : colors_) {
     if (!cs.iq.empty() || !cs.oq.empty()) return true;
     for (unsigned d = 0; d < 4; ++d)

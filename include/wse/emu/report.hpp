@@ -53,6 +53,10 @@ inline const char* to_string(RunStatus s) {
 struct RunReport {
   RunStatus status = RunStatus::completed;
   std::uint64_t epochs = 0;        ///< emulator epochs this run took
+  /// Timed mode only (EmuConfig::timed): simulated cycles from the run's start until its last
+  /// activity ended, and that time at the arch clock. Both 0 in functional mode.
+  std::uint64_t cycles = 0;
+  double seconds = 0;
   std::vector<PeFault> faults;     ///< sorted by (y, x)
   std::vector<StuckPe> stuck;      ///< sorted by (y, x); also filled at the epoch limit
 
@@ -61,7 +65,9 @@ struct RunReport {
   /// A multi-line human-readable account, naming every faulted or stuck PE.
   std::string to_string() const {
     auto coord = [](Coord c) { return "(" + std::to_string(c.x) + "," + std::to_string(c.y) + ")"; };
-    std::string s = std::string("run ") + emu::to_string(status) + " after " + std::to_string(epochs) + " epochs\n";
+    std::string s = std::string("run ") + emu::to_string(status) + " after " + std::to_string(epochs) + " epochs";
+    if (cycles) s += " (" + std::to_string(cycles) + " cycles, " + std::to_string(seconds * 1e6) + " us)";
+    s += "\n";
     for (const auto& f : faults)
       s += "  fault at PE " + coord(f.pe) + " [" + f.kernel + "] in " + f.task + ", op " + f.operation + ": " + f.message + "\n";
     if (!stuck.empty()) s += "  " + std::to_string(stuck.size()) + " PE(s) with work left:\n";
@@ -80,14 +86,23 @@ struct RunReport {
 /// `received`: wavelets it took from input queues (data tasks and fabric-input ops);
 /// `forwarded`: wavelets its router sent to a neighbor or off the edge (one per hop);
 /// `delivered`: wavelets its router put into its input queues (after filters).
+/// Timed mode only: `busy_cycles`: cycles its compute element spent in tasks (task switch,
+/// DSD ops, sends); `stall_cycles`: cycles a send or an async op waited for space in a full
+/// output queue; `link_in[d]`: wavelets that crossed the link from neighbour d (N, E, S, W)
+/// into this PE. Idle cycles are the rest: see Stats::idle_cycles.
 struct PeStats {
   std::uint64_t tasks_run = 0;
   std::uint64_t sent = 0;
   std::uint64_t received = 0;
   std::uint64_t forwarded = 0;
   std::uint64_t delivered = 0;
+  std::uint64_t busy_cycles = 0;
+  std::uint64_t stall_cycles = 0;
+  std::uint64_t link_in[4] = {0, 0, 0, 0};
   PeStats& operator+=(const PeStats& o) {
     tasks_run += o.tasks_run; sent += o.sent; received += o.received; forwarded += o.forwarded; delivered += o.delivered;
+    busy_cycles += o.busy_cycles; stall_cycles += o.stall_cycles;
+    for (int d = 0; d < 4; ++d) link_in[d] += o.link_in[d];
     return *this;
   }
   friend bool operator==(const PeStats&, const PeStats&) = default;
@@ -97,7 +112,33 @@ struct PeStats {
 struct Stats {
   PeStats totals;
   std::uint64_t epochs = 0;
+  std::uint64_t cycles = 0;  ///< timed mode: simulated cycles over all runs
   std::vector<std::pair<Coord, PeStats>> per_pe;  ///< sorted by (y, x)
+
+  /// Cycles PE counters `s` spent neither busy nor stalled (timed mode).
+  std::uint64_t idle_cycles(const PeStats& s) const {
+    const std::uint64_t used = s.busy_cycles + s.stall_cycles;
+    return used < cycles ? cycles - used : 0;
+  }
+  /// Link utilization (timed mode): wavelets that crossed PE-to-PE links divided by the
+  /// capacity of the links that carried any (one wavelet per cycle each). 0 without traffic.
+  double link_utilization() const {
+    std::uint64_t wavelets = 0, links = 0;
+    for (const auto& [c, s] : per_pe)
+      for (auto n : s.link_in)
+        if (n) {
+          wavelets += n;
+          ++links;
+        }
+    return links && cycles ? double(wavelets) / (double(links) * double(cycles)) : 0.0;
+  }
+  /// The highest utilization of any one link (timed mode).
+  double busiest_link_utilization() const {
+    std::uint64_t most = 0;
+    for (const auto& [c, s] : per_pe)
+      for (auto n : s.link_in) most = n > most ? n : most;
+    return cycles ? double(most) / double(cycles) : 0.0;
+  }
   friend bool operator==(const Stats&, const Stats&) = default;
 };
 

@@ -54,10 +54,11 @@ struct Result {
   std::vector<float> x, y;  // (ny, nx, nz) after the launch
   wse::host::RunReport report;
   wse::emu::PeStats totals;
+  wse::emu::Stats stats;
 };
 
 static Result run_device(const wse::kernels::Stencil7Params& p, const std::vector<float>& x0, unsigned threads,
-                         unsigned jitter) {
+                         unsigned jitter, bool timed = false) {
   wse::Program prog(wse::arch::wse2, nx, ny);
   prog.add_region<wse::kernels::Stencil7>(p.area, p);
   wse::kernels::stencil7_routes(prog.route_sink(), p);
@@ -65,6 +66,7 @@ static Result run_device(const wse::kernels::Stencil7Params& p, const std::vecto
   wse::emu::EmuConfig cfg;
   cfg.threads = threads;
   cfg.jitter_percent = jitter;
+  cfg.timed = timed;
   wse::host::Runtime rt(prog, cfg);
   rt.memcpy_h2d<float>("x", x0, p.area, nz);  // one pencil per PE, PEs in row-major order
   rt.launch("spmv");
@@ -72,7 +74,8 @@ static Result run_device(const wse::kernels::Stencil7Params& p, const std::vecto
   r.report = rt.run();
   r.x = rt.read<float>("x", p.area, nz);
   r.y = rt.read<float>("y", p.area, nz);
-  r.totals = rt.stats().totals;
+  r.stats = rt.stats();
+  r.totals = r.stats.totals;
   return r;
 }
 
@@ -160,15 +163,29 @@ int main(int argc, char** argv) {
     ok &= run_case("integer case", p, x0, true, threads, jitter);
   }
   // Random case: a diagonally dominant operator, values in [-1, 1).
+  const wse::kernels::Stencil7Params p{.area = area, .nz = nz, .sweeps = sweeps,
+                                       .c0 = 0.4f, .cxm = 0.11f, .cxp = 0.09f, .cym = -0.07f, .cyp = 0.13f,
+                                       .czm = 0.1f, .czp = -0.05f};
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  std::vector<float> x0(N);
+  for (float& v : x0) v = uni(rng);
+  ok &= run_case("random case ", p, x0, false, threads, jitter);
+
+  // Timed mode (docs/timing.md): the random case again with a WSE-2 clock. The results must
+  // be bit-identical to functional mode; the cycle counts are the model's prediction.
   {
-    wse::kernels::Stencil7Params p{.area = area, .nz = nz, .sweeps = sweeps,
-                                   .c0 = 0.4f, .cxm = 0.11f, .cxp = 0.09f, .cym = -0.07f, .cyp = 0.13f,
-                                   .czm = 0.1f, .czp = -0.05f};
-    std::mt19937 rng(7);
-    std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
-    std::vector<float> x0(N);
-    for (float& v : x0) v = uni(rng);
-    ok &= run_case("random case ", p, x0, false, threads, jitter);
+    const Result f = run_device(p, x0, threads, 0, false);
+    const Result t = run_device(p, x0, threads, 0, true);
+    const bool same = t.report.ok() && t.y == f.y && t.x == f.x;
+    const double pe_cycles = double(nx) * ny * double(t.report.cycles);
+    std::printf("  timed (wse2): %llu cycles = %.2f us at 850 MHz for %u sweeps; PEs busy %.0f%%, stalled %.1f%%; "
+                "links %.0f%% busy (busiest %.0f%%); results %s\n",
+                (unsigned long long)t.report.cycles, t.report.seconds * 1e6, sweeps,
+                100.0 * double(t.totals.busy_cycles) / pe_cycles, 100.0 * double(t.totals.stall_cycles) / pe_cycles,
+                100.0 * t.stats.link_utilization(), 100.0 * t.stats.busiest_link_utilization(),
+                same ? "identical to functional mode" : "DIFFER");
+    ok &= same && t.report.cycles > 0;
   }
   std::printf("stencil7: %s\n", ok ? "all match the host reference" : "MISMATCH");
   return ok ? 0 : 1;

@@ -156,6 +156,7 @@ template <class PE> struct OpLab {
           case ElemType::u32: src<std::uint32_t>(A, cv); break;
           case ElemType::i16: src<std::int16_t>(A, cv); break;
           case ElemType::u16: src<std::uint16_t>(A, cv); break;
+          default: break;  // f16/bf16 sources: tests/test_half.cpp
         }
         break;
       }
@@ -168,6 +169,7 @@ template <class PE> struct OpLab {
       case ElemType::u32: run<std::uint32_t>(pe); break;
       case ElemType::i16: run<std::int16_t>(pe); break;
       case ElemType::u16: run<std::uint16_t>(pe); break;
+      default: break;  // f16/bf16: tests/test_half.cpp
     }
   }
 };

@@ -76,7 +76,7 @@ void reference(const DsdInstr& ins, std::uint32_t length) {
   for (std::uint32_t i = 0; i < length; ++i) {
     std::uint32_t v[3] = {0, 0, 0};
     for (int k = 0; k < n; ++k) v[k] = srcs[k]->kind == OperandKind::scalar ? srcs[k]->scalar_bits : elementwise::load(*srcs[k], i);
-    elementwise::store(ins.dst, i, elementwise::compute(ins.op, ins.dst.type, ins.a.type, v[0], v[1], v[2]));
+    elementwise::store(ins.dst, i, elementwise::compute(ins, v[0], v[1], v[2]));
   }
 }
 
@@ -214,9 +214,9 @@ TEST_CASE("arithmetic NaN results are the canonical quiet NaN; moves keep NaN bi
   const std::uint32_t payload_nan = 0xffc12345u;  // negative quiet NaN with a payload
   auto f = [](float x) { return std::bit_cast<std::uint32_t>(x); };
   using elementwise::compute;
-  CHECK(compute(DsdOpCode::sub, ElemType::f32, ElemType::f32, f(inf), f(inf), 0) == elementwise::canonical_nan_bits);
-  CHECK(compute(DsdOpCode::add, ElemType::f32, ElemType::f32, payload_nan, f(1.0f), 0) == elementwise::canonical_nan_bits);
-  CHECK(compute(DsdOpCode::mac, ElemType::f32, ElemType::f32, f(0.0f), f(inf), f(0.0f)) == elementwise::canonical_nan_bits);
-  CHECK(compute(DsdOpCode::mov, ElemType::f32, ElemType::f32, payload_nan, 0, 0) == payload_nan);
-  CHECK(compute(DsdOpCode::neg, ElemType::f32, ElemType::f32, payload_nan, 0, 0) == (payload_nan ^ 0x80000000u));
+  CHECK(compute(DsdOpCode::sub, ElemType::f32, ElemType::f32, ElemType::f32, f(inf), f(inf), 0) == elementwise::canonical_nan_bits);
+  CHECK(compute(DsdOpCode::add, ElemType::f32, ElemType::f32, ElemType::f32, payload_nan, f(1.0f), 0) == elementwise::canonical_nan_bits);
+  CHECK(compute(DsdOpCode::mac, ElemType::f32, ElemType::f32, ElemType::f32, f(0.0f), f(inf), f(0.0f)) == elementwise::canonical_nan_bits);
+  CHECK(compute(DsdOpCode::mov, ElemType::f32, ElemType::f32, ElemType::f32, payload_nan, 0, 0) == payload_nan);
+  CHECK(compute(DsdOpCode::neg, ElemType::f32, ElemType::f32, ElemType::f32, payload_nan, 0, 0) == (payload_nan ^ 0x80000000u));
 }

@@ -84,8 +84,11 @@ kernels_m4() {
       echo "#include <wse/target.hpp>"
       echo "#include \"$root/$f\""
       for name in $names; do echo "template struct ${ns:+$ns::}$name<wse::target::Pe<wse::target::LoopbackFabric<>>>;"; done
+      # `template <class PE> using Name = Kernel<PE, ...>;` aliases: instantiate what they name.
+      grep -oE '^template <(class|typename) PE> using [A-Za-z_0-9]+ = [A-Za-z_0-9]+<PE(, [A-Za-z_0-9:]+)*>;' "$f" |
+        sed -E "s/^.* = ([A-Za-z_0-9]+)<PE(.*)>;$/namespace ${ns:-wse_global} { template struct \1<wse::target::Pe<wse::target::LoopbackFabric<>>\2>; }/"
     } >"$tu"
-    k=$((k + $(wc -w <<<"$names")))
+    k=$((k + $(wc -w <<<"$names") + $(grep -cE '^template <(class|typename) PE> using ' "$f" || true)))
     arm-none-eabi-g++ "${M4_FLAGS[@]}" -fsyntax-only "$tu" || { echo "FAILED: $f"; bad=$((bad + 1)); }
   done
   shopt -u nullglob

@@ -274,15 +274,137 @@ inline constexpr Version version{WSE_VERSION_MAJOR, WSE_VERSION_MINOR, WSE_VERSI
 /// Element types a DSD can describe, and the mapping from C++ types. Freestanding.
 #include <cstdint>
 
+// ---- begin wse/core/half.hpp ----
+/// \file
+/// 16-bit floating-point element types: wse::f16 (IEEE 754 binary16) and wse::bf16 (bfloat16,
+/// the top half of a binary32). Each holds its raw bits; widening to float is exact, narrowing
+/// rounds to nearest even with overflow to infinity and keeps subnormals. Freestanding,
+/// constexpr, integer arithmetic only (no libm, no dependence on the FP rounding mode).
+#include <cstdint>
+
+namespace wse {
+
+namespace detail {
+
+/// A 16-bit binary format: 1 sign bit, then exponent and fraction. `precision` counts the
+/// significand bits including the hidden one; `emin` is the exponent of the smallest normal.
+struct HalfFormat {
+  int precision;
+  int emin;
+};
+inline constexpr HalfFormat f16_format{11, -14};
+inline constexpr HalfFormat bf16_format{8, -126};
+
+/// Bits of +infinity in format `f` (exponent field all ones, fraction zero).
+constexpr std::uint16_t half_inf_bits(HalfFormat f) {
+  return static_cast<std::uint16_t>((3 - 2 * f.emin) << (f.precision - 1));
+}
+
+/// `x` rounded once to format `f`: round to nearest, ties to even; magnitudes from the
+/// midpoint above the largest finite value overflow to infinity. A NaN stays NaN with its sign
+/// and top payload bits and the quiet bit set.
+constexpr std::uint16_t round_to_half(double x, HalfFormat f) {
+  const std::uint64_t bits = __builtin_bit_cast(std::uint64_t, x);
+  const auto sign = static_cast<std::uint16_t>((bits >> 48) & 0x8000u);
+  const std::uint64_t mag = bits & 0x7fffffffffffffffull;
+  const int m = f.precision - 1;  // stored fraction bits
+  const std::uint16_t inf = half_inf_bits(f);
+  if (mag >= 0x7ff0000000000000ull) {
+    if (mag == 0x7ff0000000000000ull) return static_cast<std::uint16_t>(sign | inf);
+    const auto payload = static_cast<std::uint16_t>((mag >> (52 - m)) & ((1u << m) - 1));
+    return static_cast<std::uint16_t>(sign | inf | (1u << (m - 1)) | payload);
+  }
+  if (mag == 0) return sign;
+  const int biased = static_cast<int>(mag >> 52);
+  std::uint64_t sig = mag & 0xfffffffffffffull;
+  int e = -1022;  // exponent of a double subnormal
+  if (biased != 0) {
+    sig |= 1ull << 52;
+    e = biased - 1023;
+  }
+  // value = sig * 2^(e-52); the result's quantum is 2^(max(e, emin) - m).
+  const int qe = e < f.emin ? f.emin : e;
+  const int shift = qe - m - (e - 52);  // low bits of sig below the quantum (>= 52 - m)
+  if (shift >= 55) return sign;         // below a quarter quantum (sig < 2^53)
+  std::uint64_t kept = sig >> shift;
+  const std::uint64_t rem = sig & ((1ull << shift) - 1);
+  const std::uint64_t half = 1ull << (shift - 1);
+  if (rem > half || (rem == half && (kept & 1u) != 0)) ++kept;
+  // Subnormal results (qe == emin, exponent field 0) and normal ones share this encoding; a
+  // carry out of the fraction steps the exponent, up to infinity.
+  const std::uint64_t enc = (static_cast<std::uint64_t>(qe - f.emin) << m) + kept;
+  if (enc >= inf) return static_cast<std::uint16_t>(sign | inf);
+  return static_cast<std::uint16_t>(sign | enc);
+}
+
+/// Value of binary16 bits as float bits, exactly (NaN payloads kept bit for bit).
+constexpr std::uint32_t f16_to_f32_bits(std::uint16_t h) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  const std::uint32_t exp = (h >> 10) & 0x1fu;
+  std::uint32_t frac = h & 0x3ffu;
+  if (exp == 0x1f) return sign | 0x7f800000u | (frac << 13);
+  if (exp != 0) return sign | ((exp + 127 - 15) << 23) | (frac << 13);
+  if (frac == 0) return sign;
+  int e = -14;  // subnormal: normalize the fraction (float's range covers 2^-24)
+  while ((frac & 0x400u) == 0) {
+    frac <<= 1;
+    --e;
+  }
+  return sign | (static_cast<std::uint32_t>(e + 127) << 23) | ((frac & 0x3ffu) << 13);
+}
+
+}  // namespace detail
+
+/// IEEE 754 binary16: 1 sign, 5 exponent, 10 fraction bits; largest finite 65504, smallest
+/// subnormal 2^-24. A trivial type; == compares bits (so +0 != -0 and a NaN equals itself).
+struct f16 {
+  std::uint16_t bits;  // no initializer: a trivial type, like the integers (f16{} is +0)
+
+  static constexpr f16 from_bits(std::uint16_t b) { return f16{b}; }
+  /// `x` rounded to nearest even (65520 and above overflow to infinity); NaN stays NaN, quieted.
+  static constexpr f16 from_float(float x) { return from_bits(detail::round_to_half(static_cast<double>(x), detail::f16_format)); }
+  /// `x` rounded once to nearest even, as from_float.
+  static constexpr f16 from_double(double x) { return from_bits(detail::round_to_half(x, detail::f16_format)); }
+  /// The value as a float, exactly.
+  constexpr float to_float() const { return __builtin_bit_cast(float, detail::f16_to_f32_bits(bits)); }
+
+  friend constexpr bool operator==(const f16&, const f16&) = default;
+};
+
+/// bfloat16: the top 16 bits of a binary32 (1 sign, 8 exponent, 7 fraction bits), so float's
+/// range with 8 significant bits. A trivial type; == compares bits.
+struct bf16 {
+  std::uint16_t bits;  // no initializer: a trivial type, like the integers (bf16{} is +0)
+
+  static constexpr bf16 from_bits(std::uint16_t b) { return bf16{b}; }
+  /// `x` rounded to nearest even (not truncated); NaN stays NaN, quieted.
+  static constexpr bf16 from_float(float x) { return from_bits(detail::round_to_half(static_cast<double>(x), detail::bf16_format)); }
+  /// `x` rounded once to nearest even, as from_float.
+  static constexpr bf16 from_double(double x) { return from_bits(detail::round_to_half(x, detail::bf16_format)); }
+  /// The value as a float, exactly.
+  constexpr float to_float() const { return __builtin_bit_cast(float, static_cast<std::uint32_t>(bits) << 16); }
+
+  friend constexpr bool operator==(const bf16&, const bf16&) = default;
+};
+
+static_assert(sizeof(f16) == 2 && sizeof(bf16) == 2, "f16 and bf16 are 16-bit");
+static_assert(__is_trivial(f16) && __is_trivial(bf16), "f16 and bf16 copy like integers (memcpy, wavelets)");
+
+}  // namespace wse
+// ---- end wse/core/half.hpp ----
+
 namespace wse {
 
 /// Element type of a DSD operand.
-enum class ElemType : std::uint8_t { f32, i32, u32, i16, u16 };
+enum class ElemType : std::uint8_t { f32, i32, u32, i16, u16, f16, bf16 };
 
 /// Size in bytes of one element.
 constexpr unsigned elem_size(ElemType t) {
-  return (t == ElemType::i16 || t == ElemType::u16) ? 2u : 4u;
+  return (t == ElemType::i16 || t == ElemType::u16 || t == ElemType::f16 || t == ElemType::bf16) ? 2u : 4u;
 }
+
+/// True for the floating-point types: f32, f16, bf16.
+constexpr bool is_float_type(ElemType t) { return t == ElemType::f32 || t == ElemType::f16 || t == ElemType::bf16; }
 
 /// Name for messages: "f32", "i32", ...
 constexpr const char* elem_name(ElemType t) {
@@ -291,8 +413,11 @@ constexpr const char* elem_name(ElemType t) {
     case ElemType::i32: return "i32";
     case ElemType::u32: return "u32";
     case ElemType::i16: return "i16";
-    default: return "u16";
+    case ElemType::u16: return "u16";
+    case ElemType::f16: return "f16";
+    case ElemType::bf16: return "bf16";
   }
+  return "?";
 }
 
 namespace detail {
@@ -302,10 +427,12 @@ template <> struct ElemOf<std::int32_t> { static constexpr ElemType value = Elem
 template <> struct ElemOf<std::uint32_t> { static constexpr ElemType value = ElemType::u32; };
 template <> struct ElemOf<std::int16_t> { static constexpr ElemType value = ElemType::i16; };
 template <> struct ElemOf<std::uint16_t> { static constexpr ElemType value = ElemType::u16; };
+template <> struct ElemOf<f16> { static constexpr ElemType value = ElemType::f16; };
+template <> struct ElemOf<bf16> { static constexpr ElemType value = ElemType::bf16; };
 template <class T> concept HasElemType = requires { ElemOf<T>::value; };
 }  // namespace detail
 
-/// True for C++ types a DSD may hold: float, int32/uint32, int16/uint16.
+/// True for C++ types a DSD may hold: float, wse::f16, wse::bf16, int32/uint32, int16/uint16.
 template <class T> concept DsdElement = detail::HasElemType<T>;
 
 /// The ElemType of a DSD element type.
@@ -812,9 +939,10 @@ template <class T> struct DsdTraits<FabOut<T>> { static constexpr bool is_dsd = 
 template <class D> concept Dsd = detail::DsdTraits<D>::is_dsd;
 /// A DSD that can be written (memory or fabric output).
 template <class D> concept DestDsd = Dsd<D> && !(detail::DsdTraits<D>::is_fabric && !detail::DsdTraits<D>::is_out);
-/// A DSD or scalar that can be read (memory, fabric input, or a scalar value).
+/// A DSD or scalar that can be read (memory, fabric input, or a scalar value: a number or a
+/// wse::f16 / wse::bf16).
 template <class S> concept SourceOperand =
-    std::is_arithmetic_v<S> || (Dsd<S> && !detail::DsdTraits<S>::is_out);
+    std::is_arithmetic_v<S> || DsdElement<S> || (Dsd<S> && !detail::DsdTraits<S>::is_out);
 
 }  // namespace wse
 // ---- end wse/pe/dsd.hpp ----
@@ -934,7 +1062,7 @@ enum class DsdOpCode : std::uint8_t {
   add,   ///< d = a + b
   sub,   ///< d = a - b
   mul,   ///< d = a * b
-  mac,   ///< d = a + b * c   (fp32: fused, one rounding)
+  mac,   ///< d = a + b * c   (floats: fused, one rounding; also d, a f32 with b, c f16)
   max,   ///< d = max(a, b)
   min,   ///< d = min(a, b)
   neg,   ///< d = -a
@@ -944,7 +1072,7 @@ enum class DsdOpCode : std::uint8_t {
   bxor,  ///< d = a ^ b        (integers)
   shl,   ///< d = a << b       (integers, b taken modulo the bit width)
   shr,   ///< d = a >> b       (integers: arithmetic for signed, logical for unsigned)
-  cvt,   ///< d = a converted to d's type (f32 <-> integers: round to nearest even / truncate)
+  cvt,   ///< d = a converted to d's type (to a float or from a float: round to nearest even)
 };
 
 /// Name for messages: "mov", "add", ...
@@ -968,10 +1096,11 @@ template <class X> requires Dsd<X> struct ElemOfOperand<X> { using type = typena
 template <class X> using elem_of_operand = typename ElemOfOperand<X>::type;
 
 // A scalar fits a destination of element type T when it is the same kind of number: a float
-// for float; for integers the same size and signedness (so `7u` works for std::uint32_t
-// whether the target spells that `unsigned int` or `unsigned long`).
+// for float, a wse::f16 for f16 (likewise bf16); for integers the same size and signedness
+// (so `7u` works for std::uint32_t whether the target spells that `unsigned int` or `unsigned long`).
 template <class S, class T> constexpr bool scalar_fits() {
   if constexpr (std::is_same_v<S, T>) return true;
+  else if constexpr (!std::is_arithmetic_v<S> || !std::is_arithmetic_v<T>) return false;  // f16, bf16
   else if constexpr (std::is_floating_point_v<T> || std::is_floating_point_v<S>) return false;
   else return std::is_integral_v<S> && !std::is_same_v<S, bool> && sizeof(S) == sizeof(T) &&
               std::is_signed_v<S> == std::is_signed_v<T>;
@@ -990,21 +1119,46 @@ template <class X> constexpr bool is_fabric_operand() {
   if constexpr (Dsd<X>) return DsdTraits<X>::is_fabric; else return false;
 }
 
+template <class X> constexpr bool is_half_operand() {
+  using E = elem_of_operand<X>;
+  return std::is_same_v<E, f16> || std::is_same_v<E, bf16>;
+}
+// The mixed-precision mac: d and a f32, b and c f16 (DSDs or wse::f16 scalars).
+template <DsdOpCode Op, class T, class... S> constexpr bool is_mixed_mac() {
+  if constexpr (Op == DsdOpCode::mac && std::is_same_v<T, float> && sizeof...(S) == 3) {
+    constexpr bool fits[3] = {source_fits<S, float>()...};
+    constexpr bool half[3] = {source_fits<S, f16>()...};
+    return fits[0] && half[1] && half[2];
+  } else {
+    return false;
+  }
+}
+// An f32 mac with a 16-bit float source that is not exactly the mixed signature.
+template <DsdOpCode Op, class T, class... S> constexpr bool is_near_mixed_mac() {
+  return Op == DsdOpCode::mac && std::is_same_v<T, float> && (is_half_operand<S>() || ...) &&
+         !is_mixed_mac<Op, T, S...>();
+}
+
 template <DsdOpCode Op, bool Async, class PE, class D, class... S>
 void issue(PE& pe, const D& dst, Completion done, const S&... src) {
   static_assert(DestDsd<D>, "the destination must be a memory DSD or a fabric output DSD");
   static_assert((SourceOperand<S> && ...),
                 "sources must be memory DSDs, fabric input DSDs, or scalars of a DSD element type");
   using T = typename DsdTraits<D>::elem;
-  if constexpr (Op != DsdOpCode::cvt) {
+  constexpr bool mixed = is_mixed_mac<Op, T, S...>();
+  if constexpr (is_near_mixed_mac<Op, T, S...>()) {
+    static_assert(!is_near_mixed_mac<Op, T, S...>(),
+                  "mixed-precision mac is mac(pe, d, a, b, c) with d and a f32 and both b and c f16 "
+                  "(f16 DSDs or wse::f16 scalars); bf16 has no mixed form");
+  } else if constexpr (Op != DsdOpCode::cvt && !mixed) {
     static_assert((source_fits<S, T>() && ...),
                   "every source must have the destination's element type (use cvt to convert; "
-                  "a scalar must be the same kind of number: 2.0f for float, an integer of the same "
-                  "size and signedness for integers, e.g. std::int16_t{2})");
+                  "a scalar must be the same kind of number: 2.0f for float, wse::f16::from_float(2.0f) "
+                  "for f16, an integer of the same size and signedness for integers, e.g. std::int16_t{2})");
   }
   if constexpr (Op == DsdOpCode::band || Op == DsdOpCode::bor || Op == DsdOpCode::bxor ||
                 Op == DsdOpCode::shl || Op == DsdOpCode::shr) {
-    static_assert(!std::is_same_v<T, float>, "bitwise and shift ops take integer elements only");
+    static_assert(std::is_integral_v<T>, "bitwise and shift ops take integer elements only");
   }
   static_assert(Async || (!is_fabric_operand<D>() && (!is_fabric_operand<S>() && ...)),
                 "an op with a fabric operand must be asynchronous: pass a completion such as "
@@ -1013,10 +1167,17 @@ void issue(PE& pe, const D& dst, Completion done, const S&... src) {
   ins.op = Op;
   ins.dst = to_operand(dst);
   Operand* slots[3] = {&ins.a, &ins.b, &ins.c};
-  int i = 0;
   if constexpr (Op == DsdOpCode::cvt) {
+    int i = 0;
     ((*slots[i++] = to_operand(src)), ...);  // cvt's source keeps its own element type
-  } else {
+  } else if constexpr (mixed) {
+    [&](const auto& a, const auto& b, const auto& c) {
+      *slots[0] = source_operand<float>(a);
+      *slots[1] = source_operand<f16>(b);
+      *slots[2] = source_operand<f16>(c);
+    }(src...);
+  } else if constexpr ((source_fits<S, T>() && ...)) {  // else a static_assert above has failed
+    int i = 0;
     ((*slots[i++] = source_operand<T>(src)), ...);
   }
   ins.async = Async;
@@ -1074,7 +1235,8 @@ WSE_DETAIL_BINARY_OP(shr, shr)
 #undef WSE_DETAIL_UNARY_OP
 #undef WSE_DETAIL_BINARY_OP
 
-/// d = a + b * c (fp32: fused multiply-add, one rounding). Synchronous.
+/// d = a + b * c (floats: fused multiply-add, one rounding). Also mixed precision: d and a
+/// f32, b and c f16 (the f16 product is exact in f32; one rounding to f32). Synchronous.
 template <class PE, class D, class A, class B, class C>
 void mac(PE& pe, const D& d, const A& a, const B& b, const C& c) {
   detail::issue<DsdOpCode::mac, false>(pe, d, Completion{}, a, b, c);

@@ -274,15 +274,137 @@ inline constexpr Version version{WSE_VERSION_MAJOR, WSE_VERSION_MINOR, WSE_VERSI
 /// Element types a DSD can describe, and the mapping from C++ types. Freestanding.
 #include <cstdint>
 
+// ---- begin wse/core/half.hpp ----
+/// \file
+/// 16-bit floating-point element types: wse::f16 (IEEE 754 binary16) and wse::bf16 (bfloat16,
+/// the top half of a binary32). Each holds its raw bits; widening to float is exact, narrowing
+/// rounds to nearest even with overflow to infinity and keeps subnormals. Freestanding,
+/// constexpr, integer arithmetic only (no libm, no dependence on the FP rounding mode).
+#include <cstdint>
+
+namespace wse {
+
+namespace detail {
+
+/// A 16-bit binary format: 1 sign bit, then exponent and fraction. `precision` counts the
+/// significand bits including the hidden one; `emin` is the exponent of the smallest normal.
+struct HalfFormat {
+  int precision;
+  int emin;
+};
+inline constexpr HalfFormat f16_format{11, -14};
+inline constexpr HalfFormat bf16_format{8, -126};
+
+/// Bits of +infinity in format `f` (exponent field all ones, fraction zero).
+constexpr std::uint16_t half_inf_bits(HalfFormat f) {
+  return static_cast<std::uint16_t>((3 - 2 * f.emin) << (f.precision - 1));
+}
+
+/// `x` rounded once to format `f`: round to nearest, ties to even; magnitudes from the
+/// midpoint above the largest finite value overflow to infinity. A NaN stays NaN with its sign
+/// and top payload bits and the quiet bit set.
+constexpr std::uint16_t round_to_half(double x, HalfFormat f) {
+  const std::uint64_t bits = __builtin_bit_cast(std::uint64_t, x);
+  const auto sign = static_cast<std::uint16_t>((bits >> 48) & 0x8000u);
+  const std::uint64_t mag = bits & 0x7fffffffffffffffull;
+  const int m = f.precision - 1;  // stored fraction bits
+  const std::uint16_t inf = half_inf_bits(f);
+  if (mag >= 0x7ff0000000000000ull) {
+    if (mag == 0x7ff0000000000000ull) return static_cast<std::uint16_t>(sign | inf);
+    const auto payload = static_cast<std::uint16_t>((mag >> (52 - m)) & ((1u << m) - 1));
+    return static_cast<std::uint16_t>(sign | inf | (1u << (m - 1)) | payload);
+  }
+  if (mag == 0) return sign;
+  const int biased = static_cast<int>(mag >> 52);
+  std::uint64_t sig = mag & 0xfffffffffffffull;
+  int e = -1022;  // exponent of a double subnormal
+  if (biased != 0) {
+    sig |= 1ull << 52;
+    e = biased - 1023;
+  }
+  // value = sig * 2^(e-52); the result's quantum is 2^(max(e, emin) - m).
+  const int qe = e < f.emin ? f.emin : e;
+  const int shift = qe - m - (e - 52);  // low bits of sig below the quantum (>= 52 - m)
+  if (shift >= 55) return sign;         // below a quarter quantum (sig < 2^53)
+  std::uint64_t kept = sig >> shift;
+  const std::uint64_t rem = sig & ((1ull << shift) - 1);
+  const std::uint64_t half = 1ull << (shift - 1);
+  if (rem > half || (rem == half && (kept & 1u) != 0)) ++kept;
+  // Subnormal results (qe == emin, exponent field 0) and normal ones share this encoding; a
+  // carry out of the fraction steps the exponent, up to infinity.
+  const std::uint64_t enc = (static_cast<std::uint64_t>(qe - f.emin) << m) + kept;
+  if (enc >= inf) return static_cast<std::uint16_t>(sign | inf);
+  return static_cast<std::uint16_t>(sign | enc);
+}
+
+/// Value of binary16 bits as float bits, exactly (NaN payloads kept bit for bit).
+constexpr std::uint32_t f16_to_f32_bits(std::uint16_t h) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  const std::uint32_t exp = (h >> 10) & 0x1fu;
+  std::uint32_t frac = h & 0x3ffu;
+  if (exp == 0x1f) return sign | 0x7f800000u | (frac << 13);
+  if (exp != 0) return sign | ((exp + 127 - 15) << 23) | (frac << 13);
+  if (frac == 0) return sign;
+  int e = -14;  // subnormal: normalize the fraction (float's range covers 2^-24)
+  while ((frac & 0x400u) == 0) {
+    frac <<= 1;
+    --e;
+  }
+  return sign | (static_cast<std::uint32_t>(e + 127) << 23) | ((frac & 0x3ffu) << 13);
+}
+
+}  // namespace detail
+
+/// IEEE 754 binary16: 1 sign, 5 exponent, 10 fraction bits; largest finite 65504, smallest
+/// subnormal 2^-24. A trivial type; == compares bits (so +0 != -0 and a NaN equals itself).
+struct f16 {
+  std::uint16_t bits;  // no initializer: a trivial type, like the integers (f16{} is +0)
+
+  static constexpr f16 from_bits(std::uint16_t b) { return f16{b}; }
+  /// `x` rounded to nearest even (65520 and above overflow to infinity); NaN stays NaN, quieted.
+  static constexpr f16 from_float(float x) { return from_bits(detail::round_to_half(static_cast<double>(x), detail::f16_format)); }
+  /// `x` rounded once to nearest even, as from_float.
+  static constexpr f16 from_double(double x) { return from_bits(detail::round_to_half(x, detail::f16_format)); }
+  /// The value as a float, exactly.
+  constexpr float to_float() const { return __builtin_bit_cast(float, detail::f16_to_f32_bits(bits)); }
+
+  friend constexpr bool operator==(const f16&, const f16&) = default;
+};
+
+/// bfloat16: the top 16 bits of a binary32 (1 sign, 8 exponent, 7 fraction bits), so float's
+/// range with 8 significant bits. A trivial type; == compares bits.
+struct bf16 {
+  std::uint16_t bits;  // no initializer: a trivial type, like the integers (bf16{} is +0)
+
+  static constexpr bf16 from_bits(std::uint16_t b) { return bf16{b}; }
+  /// `x` rounded to nearest even (not truncated); NaN stays NaN, quieted.
+  static constexpr bf16 from_float(float x) { return from_bits(detail::round_to_half(static_cast<double>(x), detail::bf16_format)); }
+  /// `x` rounded once to nearest even, as from_float.
+  static constexpr bf16 from_double(double x) { return from_bits(detail::round_to_half(x, detail::bf16_format)); }
+  /// The value as a float, exactly.
+  constexpr float to_float() const { return __builtin_bit_cast(float, static_cast<std::uint32_t>(bits) << 16); }
+
+  friend constexpr bool operator==(const bf16&, const bf16&) = default;
+};
+
+static_assert(sizeof(f16) == 2 && sizeof(bf16) == 2, "f16 and bf16 are 16-bit");
+static_assert(__is_trivial(f16) && __is_trivial(bf16), "f16 and bf16 copy like integers (memcpy, wavelets)");
+
+}  // namespace wse
+// ---- end wse/core/half.hpp ----
+
 namespace wse {
 
 /// Element type of a DSD operand.
-enum class ElemType : std::uint8_t { f32, i32, u32, i16, u16 };
+enum class ElemType : std::uint8_t { f32, i32, u32, i16, u16, f16, bf16 };
 
 /// Size in bytes of one element.
 constexpr unsigned elem_size(ElemType t) {
-  return (t == ElemType::i16 || t == ElemType::u16) ? 2u : 4u;
+  return (t == ElemType::i16 || t == ElemType::u16 || t == ElemType::f16 || t == ElemType::bf16) ? 2u : 4u;
 }
+
+/// True for the floating-point types: f32, f16, bf16.
+constexpr bool is_float_type(ElemType t) { return t == ElemType::f32 || t == ElemType::f16 || t == ElemType::bf16; }
 
 /// Name for messages: "f32", "i32", ...
 constexpr const char* elem_name(ElemType t) {
@@ -291,8 +413,11 @@ constexpr const char* elem_name(ElemType t) {
     case ElemType::i32: return "i32";
     case ElemType::u32: return "u32";
     case ElemType::i16: return "i16";
-    default: return "u16";
+    case ElemType::u16: return "u16";
+    case ElemType::f16: return "f16";
+    case ElemType::bf16: return "bf16";
   }
+  return "?";
 }
 
 namespace detail {
@@ -302,10 +427,12 @@ template <> struct ElemOf<std::int32_t> { static constexpr ElemType value = Elem
 template <> struct ElemOf<std::uint32_t> { static constexpr ElemType value = ElemType::u32; };
 template <> struct ElemOf<std::int16_t> { static constexpr ElemType value = ElemType::i16; };
 template <> struct ElemOf<std::uint16_t> { static constexpr ElemType value = ElemType::u16; };
+template <> struct ElemOf<f16> { static constexpr ElemType value = ElemType::f16; };
+template <> struct ElemOf<bf16> { static constexpr ElemType value = ElemType::bf16; };
 template <class T> concept HasElemType = requires { ElemOf<T>::value; };
 }  // namespace detail
 
-/// True for C++ types a DSD may hold: float, int32/uint32, int16/uint16.
+/// True for C++ types a DSD may hold: float, wse::f16, wse::bf16, int32/uint32, int16/uint16.
 template <class T> concept DsdElement = detail::HasElemType<T>;
 
 /// The ElemType of a DSD element type.
@@ -812,9 +939,10 @@ template <class T> struct DsdTraits<FabOut<T>> { static constexpr bool is_dsd = 
 template <class D> concept Dsd = detail::DsdTraits<D>::is_dsd;
 /// A DSD that can be written (memory or fabric output).
 template <class D> concept DestDsd = Dsd<D> && !(detail::DsdTraits<D>::is_fabric && !detail::DsdTraits<D>::is_out);
-/// A DSD or scalar that can be read (memory, fabric input, or a scalar value).
+/// A DSD or scalar that can be read (memory, fabric input, or a scalar value: a number or a
+/// wse::f16 / wse::bf16).
 template <class S> concept SourceOperand =
-    std::is_arithmetic_v<S> || (Dsd<S> && !detail::DsdTraits<S>::is_out);
+    std::is_arithmetic_v<S> || DsdElement<S> || (Dsd<S> && !detail::DsdTraits<S>::is_out);
 
 }  // namespace wse
 // ---- end wse/pe/dsd.hpp ----
@@ -934,7 +1062,7 @@ enum class DsdOpCode : std::uint8_t {
   add,   ///< d = a + b
   sub,   ///< d = a - b
   mul,   ///< d = a * b
-  mac,   ///< d = a + b * c   (fp32: fused, one rounding)
+  mac,   ///< d = a + b * c   (floats: fused, one rounding; also d, a f32 with b, c f16)
   max,   ///< d = max(a, b)
   min,   ///< d = min(a, b)
   neg,   ///< d = -a
@@ -944,7 +1072,7 @@ enum class DsdOpCode : std::uint8_t {
   bxor,  ///< d = a ^ b        (integers)
   shl,   ///< d = a << b       (integers, b taken modulo the bit width)
   shr,   ///< d = a >> b       (integers: arithmetic for signed, logical for unsigned)
-  cvt,   ///< d = a converted to d's type (f32 <-> integers: round to nearest even / truncate)
+  cvt,   ///< d = a converted to d's type (to a float or from a float: round to nearest even)
 };
 
 /// Name for messages: "mov", "add", ...
@@ -968,10 +1096,11 @@ template <class X> requires Dsd<X> struct ElemOfOperand<X> { using type = typena
 template <class X> using elem_of_operand = typename ElemOfOperand<X>::type;
 
 // A scalar fits a destination of element type T when it is the same kind of number: a float
-// for float; for integers the same size and signedness (so `7u` works for std::uint32_t
-// whether the target spells that `unsigned int` or `unsigned long`).
+// for float, a wse::f16 for f16 (likewise bf16); for integers the same size and signedness
+// (so `7u` works for std::uint32_t whether the target spells that `unsigned int` or `unsigned long`).
 template <class S, class T> constexpr bool scalar_fits() {
   if constexpr (std::is_same_v<S, T>) return true;
+  else if constexpr (!std::is_arithmetic_v<S> || !std::is_arithmetic_v<T>) return false;  // f16, bf16
   else if constexpr (std::is_floating_point_v<T> || std::is_floating_point_v<S>) return false;
   else return std::is_integral_v<S> && !std::is_same_v<S, bool> && sizeof(S) == sizeof(T) &&
               std::is_signed_v<S> == std::is_signed_v<T>;
@@ -990,21 +1119,46 @@ template <class X> constexpr bool is_fabric_operand() {
   if constexpr (Dsd<X>) return DsdTraits<X>::is_fabric; else return false;
 }
 
+template <class X> constexpr bool is_half_operand() {
+  using E = elem_of_operand<X>;
+  return std::is_same_v<E, f16> || std::is_same_v<E, bf16>;
+}
+// The mixed-precision mac: d and a f32, b and c f16 (DSDs or wse::f16 scalars).
+template <DsdOpCode Op, class T, class... S> constexpr bool is_mixed_mac() {
+  if constexpr (Op == DsdOpCode::mac && std::is_same_v<T, float> && sizeof...(S) == 3) {
+    constexpr bool fits[3] = {source_fits<S, float>()...};
+    constexpr bool half[3] = {source_fits<S, f16>()...};
+    return fits[0] && half[1] && half[2];
+  } else {
+    return false;
+  }
+}
+// An f32 mac with a 16-bit float source that is not exactly the mixed signature.
+template <DsdOpCode Op, class T, class... S> constexpr bool is_near_mixed_mac() {
+  return Op == DsdOpCode::mac && std::is_same_v<T, float> && (is_half_operand<S>() || ...) &&
+         !is_mixed_mac<Op, T, S...>();
+}
+
 template <DsdOpCode Op, bool Async, class PE, class D, class... S>
 void issue(PE& pe, const D& dst, Completion done, const S&... src) {
   static_assert(DestDsd<D>, "the destination must be a memory DSD or a fabric output DSD");
   static_assert((SourceOperand<S> && ...),
                 "sources must be memory DSDs, fabric input DSDs, or scalars of a DSD element type");
   using T = typename DsdTraits<D>::elem;
-  if constexpr (Op != DsdOpCode::cvt) {
+  constexpr bool mixed = is_mixed_mac<Op, T, S...>();
+  if constexpr (is_near_mixed_mac<Op, T, S...>()) {
+    static_assert(!is_near_mixed_mac<Op, T, S...>(),
+                  "mixed-precision mac is mac(pe, d, a, b, c) with d and a f32 and both b and c f16 "
+                  "(f16 DSDs or wse::f16 scalars); bf16 has no mixed form");
+  } else if constexpr (Op != DsdOpCode::cvt && !mixed) {
     static_assert((source_fits<S, T>() && ...),
                   "every source must have the destination's element type (use cvt to convert; "
-                  "a scalar must be the same kind of number: 2.0f for float, an integer of the same "
-                  "size and signedness for integers, e.g. std::int16_t{2})");
+                  "a scalar must be the same kind of number: 2.0f for float, wse::f16::from_float(2.0f) "
+                  "for f16, an integer of the same size and signedness for integers, e.g. std::int16_t{2})");
   }
   if constexpr (Op == DsdOpCode::band || Op == DsdOpCode::bor || Op == DsdOpCode::bxor ||
                 Op == DsdOpCode::shl || Op == DsdOpCode::shr) {
-    static_assert(!std::is_same_v<T, float>, "bitwise and shift ops take integer elements only");
+    static_assert(std::is_integral_v<T>, "bitwise and shift ops take integer elements only");
   }
   static_assert(Async || (!is_fabric_operand<D>() && (!is_fabric_operand<S>() && ...)),
                 "an op with a fabric operand must be asynchronous: pass a completion such as "
@@ -1013,10 +1167,17 @@ void issue(PE& pe, const D& dst, Completion done, const S&... src) {
   ins.op = Op;
   ins.dst = to_operand(dst);
   Operand* slots[3] = {&ins.a, &ins.b, &ins.c};
-  int i = 0;
   if constexpr (Op == DsdOpCode::cvt) {
+    int i = 0;
     ((*slots[i++] = to_operand(src)), ...);  // cvt's source keeps its own element type
-  } else {
+  } else if constexpr (mixed) {
+    [&](const auto& a, const auto& b, const auto& c) {
+      *slots[0] = source_operand<float>(a);
+      *slots[1] = source_operand<f16>(b);
+      *slots[2] = source_operand<f16>(c);
+    }(src...);
+  } else if constexpr ((source_fits<S, T>() && ...)) {  // else a static_assert above has failed
+    int i = 0;
     ((*slots[i++] = source_operand<T>(src)), ...);
   }
   ins.async = Async;
@@ -1074,7 +1235,8 @@ WSE_DETAIL_BINARY_OP(shr, shr)
 #undef WSE_DETAIL_UNARY_OP
 #undef WSE_DETAIL_BINARY_OP
 
-/// d = a + b * c (fp32: fused multiply-add, one rounding). Synchronous.
+/// d = a + b * c (floats: fused multiply-add, one rounding). Also mixed precision: d and a
+/// f32, b and c f16 (the f16 product is exact in f32; one rounding to f32). Synchronous.
 template <class PE, class D, class A, class B, class C>
 void mac(PE& pe, const D& d, const A& a, const B& b, const C& c) {
   detail::issue<DsdOpCode::mac, false>(pe, d, Completion{}, a, b, c);
@@ -1180,6 +1342,7 @@ inline constexpr bool fits_in_pe_memory = sizeof(K<ProbeBackend>) <= arch::max_p
 /// phase, so no locks are needed and the result does not depend on the thread count.
 #include <algorithm>
 #include <barrier>
+#include <bit>
 #include <memory>
 #include <optional>
 #include <string>
@@ -1676,27 +1839,30 @@ constexpr float round_half_even(float x) {
   return x < 0 ? -r : r;
 }
 
-/// b * c + a with one rounding (IEEE fusedMultiplyAdd, round to nearest even) computed in
-/// binary64, for targets without a fused instruction or a correctly rounded fmaf: the product
-/// of two floats is exact in double; the sum p + a is rounded to odd (round to nearest, then
-/// TwoSum's exact error says whether to step to the odd neighbour); rounding a round-to-odd
-/// value of >= 26 bits to float is correctly rounded (Boldo & Melquiond, 2008).
-inline float fma_f32_binary64(float b, float c, float a) {
+/// p + a rounded to odd in binary64 (round to nearest, then TwoSum's exact error says whether
+/// to step to the odd neighbour). Rounding that once more to a format of at most 51 bits gives
+/// the correctly rounded p + a (Boldo & Melquiond, 2008). Infinities and NaN as IEEE adds them.
+inline double sum_round_to_odd(double p, double a) {
   static_assert(std::numeric_limits<double>::is_iec559 && std::numeric_limits<double>::digits == 53,
-                "fma_f32_binary64 needs IEEE binary64 doubles");
-  static_assert(__FLT_EVAL_METHOD__ == 0, "fma_f32_binary64 needs double arithmetic without excess precision");
-  const double p = static_cast<double>(b) * static_cast<double>(c);  // exact (48 bits)
-  const double ad = a;
-  const double s = p + ad;
-  if (!(s - s == 0.0)) return static_cast<float>(s);  // infinity or NaN: IEEE rules as they are
-  const double bp = s - ad, ba = s - bp;
-  const double err = (p - bp) + (ad - ba);  // p + a == s + err exactly (TwoSum)
+                "the fused ops need IEEE binary64 doubles");
+  static_assert(__FLT_EVAL_METHOD__ == 0, "the fused ops need double arithmetic without excess precision");
+  const double s = p + a;
+  if (!(s - s == 0.0)) return s;  // infinity or NaN
+  const double bp = s - a, ba = s - bp;
+  const double err = (p - bp) + (a - ba);  // p + a == s + err exactly (TwoSum)
   std::uint64_t bits = std::bit_cast<std::uint64_t>(s);
   if (err != 0.0 && (bits & 1u) == 0) {  // inexact with an even last bit: step to the odd neighbour
     const bool away = (err > 0.0) == (s > 0.0);
     bits = away ? bits + 1 : bits - 1;
   }
-  return static_cast<float>(std::bit_cast<double>(bits));
+  return std::bit_cast<double>(bits);
+}
+
+/// b * c + a with one rounding (IEEE fusedMultiplyAdd, round to nearest even) computed in
+/// binary64, for targets without a fused instruction or a correctly rounded fmaf: the product
+/// of two floats is exact in double (48 bits) and the sum is rounded to odd at 53 >= 26 bits.
+inline float fma_f32_binary64(float b, float c, float a) {
+  return static_cast<float>(sum_round_to_odd(static_cast<double>(b) * static_cast<double>(c), a));
 }
 
 /// b * c + a with one rounding. Uses the compiler's fused instruction (__FP_FAST_FMAF) or
@@ -1711,12 +1877,28 @@ inline float fma_f32(float b, float c, float a) {
 #endif
 }
 
-/// Converts bits of type `from` to type `to`. f32 -> integer rounds to nearest even and
-/// saturates (NaN -> 0); integer -> integer wraps; integer -> f32 rounds to nearest even.
+// ---- f16 and bf16 ------------------------------------------------------------------------
+
+constexpr detail::HalfFormat half_format(ElemType t) {
+  return t == ElemType::f16 ? detail::f16_format : detail::bf16_format;
+}
+/// Value of f16 or bf16 bits as a float, exactly (NaN payloads kept).
+constexpr float half_to_f32(ElemType t, std::uint32_t b) {
+  const auto h = static_cast<std::uint16_t>(b);
+  return t == ElemType::f16 ? f16::from_bits(h).to_float() : bf16::from_bits(h).to_float();
+}
+/// `x` rounded once to f16 or bf16 (round to nearest even, overflow to infinity).
+constexpr std::uint32_t round_to(ElemType t, double x) { return detail::round_to_half(x, half_format(t)); }
+
+/// Converts bits of type `from` to type `to`. A float (f32, f16, bf16) -> integer rounds to
+/// nearest even and saturates (NaN -> 0); integer -> integer wraps; to f32, f16 or bf16 rounds
+/// to nearest even (f16/bf16 -> f32 is exact); a NaN stays NaN with its payload, quieted.
 constexpr std::uint32_t convert(ElemType to, ElemType from, std::uint32_t b) {
   if (to == from) return b;
-  if (from == ElemType::f32) {
-    const float f = as_f32(b);
+  if (is_float_type(from)) {
+    const float f = from == ElemType::f32 ? as_f32(b) : half_to_f32(from, b);
+    if (to == ElemType::f32) return __builtin_isnan(f) ? bits_of(f) | 0x00400000u : bits_of(f);
+    if (to == ElemType::f16 || to == ElemType::bf16) return round_to(to, f);
     if (__builtin_isnan(f)) return 0;
     double lo, hi;
     switch (to) {
@@ -1731,6 +1913,7 @@ constexpr std::uint32_t convert(ElemType to, ElemType from, std::uint32_t b) {
   }
   const std::int64_t v = as_int(from, b);
   if (to == ElemType::f32) return bits_of(static_cast<float>(v));
+  if (to == ElemType::f16 || to == ElemType::bf16) return round_to(to, static_cast<double>(v));  // v exact in double
   return from_int(to, v);
 }
 
@@ -1740,12 +1923,50 @@ constexpr std::uint32_t convert(ElemType to, ElemType from, std::uint32_t b) {
 inline constexpr std::uint32_t canonical_nan_bits = 0x7fc00000u;
 constexpr std::uint32_t arith_result(float r) { return __builtin_isnan(r) ? canonical_nan_bits : bits_of(r); }
 
-/// One element of `op` in type `t` (sources already in type t, except cvt whose source is
-/// in `src_type`). Returns the result bits.
-inline std::uint32_t compute(DsdOpCode op, ElemType t, ElemType src_type, std::uint32_t a, std::uint32_t b,
-                             std::uint32_t c) {
+/// The one NaN f16 and bf16 arithmetic returns, for the same reason.
+inline constexpr std::uint32_t canonical_nan_f16_bits = 0x7e00u;
+inline constexpr std::uint32_t canonical_nan_bf16_bits = 0x7fc0u;
+constexpr std::uint32_t half_arith_result(ElemType t, double r) {
+  if (__builtin_isnan(r)) return t == ElemType::f16 ? canonical_nan_f16_bits : canonical_nan_bf16_bits;
+  return round_to(t, r);
+}
+
+/// One element of `op` on f16 or bf16 operands, rounded to that type. Operands widen exactly
+/// to double, where f16 sums and all f16/bf16 products are exact and a bf16 sum is rounded at
+/// 53 >= 2*8+2 bits (harmless before rounding to 8 bits): each result is rounded once to the
+/// 16-bit format, as arithmetic in that format rounds. mac rounds the exact product plus `a`
+/// to odd first, so it too rounds once.
+inline std::uint32_t compute_half(DsdOpCode op, ElemType t, std::uint32_t a, std::uint32_t b, std::uint32_t c) {
+  const double x = half_to_f32(t, a), y = half_to_f32(t, b);
+  switch (op) {
+    case DsdOpCode::add: return half_arith_result(t, x + y);
+    case DsdOpCode::sub: return half_arith_result(t, x - y);
+    case DsdOpCode::mul: return half_arith_result(t, x * y);
+    case DsdOpCode::mac: return half_arith_result(t, sum_round_to_odd(y * static_cast<double>(half_to_f32(t, c)), x));
+    // As for f32: a NaN operand yields the other; of two equal operands the first.
+    case DsdOpCode::max: return __builtin_isnan(x) ? b : __builtin_isnan(y) ? a : x >= y ? a : b;
+    case DsdOpCode::min: return __builtin_isnan(x) ? b : __builtin_isnan(y) ? a : x <= y ? a : b;
+    case DsdOpCode::neg: return (a ^ 0x8000u) & 0xffffu;
+    case DsdOpCode::abs: return a & 0x7fffu;
+    default: return 0;  // bitwise ops on floats are rejected at compile time
+  }
+}
+
+/// The mixed-precision mac, a (f32) + b * c (f16): the f16 product is exact in float, so one
+/// float add is the fused result, rounded once to f32.
+inline std::uint32_t compute_mixed_mac(std::uint32_t a, std::uint32_t b, std::uint32_t c) {
+  const float p = half_to_f32(ElemType::f16, b) * half_to_f32(ElemType::f16, c);
+  return arith_result(as_f32(a) + p);
+}
+
+/// One element of `op` with destination type `t`. Sources are in type t except cvt's (in
+/// `a_type`) and the mixed mac's b and c (`b_type` f16, destination f32). Returns the result bits.
+inline std::uint32_t compute(DsdOpCode op, ElemType t, ElemType a_type, ElemType b_type, std::uint32_t a,
+                             std::uint32_t b, std::uint32_t c) {
   if (op == DsdOpCode::mov) return a;
-  if (op == DsdOpCode::cvt) return convert(t, src_type, a);
+  if (op == DsdOpCode::cvt) return convert(t, a_type, a);
+  if (t == ElemType::f16 || t == ElemType::bf16) return compute_half(op, t, a, b, c);
+  if (t == ElemType::f32 && op == DsdOpCode::mac && b_type == ElemType::f16) return compute_mixed_mac(a, b, c);
   if (t == ElemType::f32) {
     const float x = as_f32(a), y = as_f32(b);
     switch (op) {
@@ -1782,6 +2003,11 @@ inline std::uint32_t compute(DsdOpCode op, ElemType t, ElemType src_type, std::u
       return is_signed(t) ? from_int(t, x >> (b % width)) : from_int(t, static_cast<std::int64_t>(ux >> (b % width)));
     default: return 0;
   }
+}
+
+/// One element of instruction `ins` from its source values (raw bits; 16-bit types in the low half).
+inline std::uint32_t compute(const DsdInstr& ins, std::uint32_t a, std::uint32_t b, std::uint32_t c) {
+  return compute(ins.op, ins.dst.type, ins.a.type, ins.b.type, a, b, c);
 }
 
 /// Number of source operands `op` reads.
@@ -2224,6 +2450,7 @@ class Pe {
     std::uint8_t pos = 0;
     bool filtered = false;
     RangeFilter filter{};
+    PortSet rx{};  // ports any switch position receives from (route.all_rx(), cached)
     bool has_iq = false, has_oq = false;
     Ring in[4], out[4], iq, oq;
     InStream* in_stream[4] = {};
@@ -2238,6 +2465,10 @@ class Pe {
     std::uint64_t start = 0;    // timed mode: first cycle an element may move
     std::uint64_t done_at = 0;  // timed mode: cycle the completion may fire
     bool memory_only = false;   // timed mode: a memory-only op kept only for its completion
+    // Resolved at issue: color slots of fabric operands (-1: not fabric) and their color masks.
+    std::int8_t in_slot[3] = {-1, -1, -1};
+    std::int8_t out_slot = -1;
+    std::uint64_t in_mask = 0, out_mask = 0;
   };
   struct StalledSend {
     std::uint8_t color;
@@ -2362,6 +2593,8 @@ class Pe {
   std::array<std::int8_t, max_colors> slot_of_{};
   std::vector<ColorState> colors_;
   Pe* neighbor_[4] = {};  // N, E, S, W; nullptr off the grid or where no PE state exists
+  std::uint32_t rx_slots_[4] = {};  // bit i: colors_[i] receives from that direction
+  bool has_out_stream_ = false;     // some color leaves the grid into a host output stream
 
   std::vector<AsyncOp> async_;
   std::vector<StalledSend> stalled_sends_;  // sends waiting for output-queue space, in order
@@ -2411,9 +2644,11 @@ class Pe {
 /// \file
 /// The emulator's SIMD DSD engine: memory-only ops whose operands are contiguous runs run on
 /// Highway vectors, chosen at run time for the best instruction set of the host (dynamic
-/// dispatch), or for the compile-time target in the single-header edition. Everything else,
-/// and every target that cannot reproduce the scalar reference bit for bit (fp32 mac without
-/// a fused multiply-add), falls back to pe/elementwise.hpp. Emulator internal; hosted.
+/// dispatch), or for the compile-time target in the single-header edition. f16 and bf16 lanes
+/// widen to f32 (bf16 mac to f64) and round back exactly as the reference does. Everything
+/// else, and every target that cannot reproduce the scalar reference bit for bit (f32 mac
+/// without a fused multiply-add, bf16 mac without f64 lanes), falls back to
+/// pe/elementwise.hpp. Emulator internal; hosted.
 ///
 /// Define WSE_SIMD_STATIC_DISPATCH to compile only the target the compiler flags select (no
 /// libhwy needed at link time; used for cross builds and by the single header).
@@ -2423,13 +2658,16 @@ class Pe {
 
 namespace wse::emu::simd {
 /// One contiguous run for a SIMD kernel: n elements at d; each source is an array, or a
-/// scalar (null pointer, value in the matching s*). Shared by every Highway target.
-template <class T> struct Run {
+/// scalar (null pointer, value in the matching s*). f16 and bf16 runs hold raw bits
+/// (T = std::uint16_t); the mixed mac has f32 d and a, f16 b and c (U = std::uint16_t).
+/// Shared by every Highway target.
+template <class T, class U = T> struct Run {
   T* d;
   const T* a;
-  const T* b;
-  const T* c;
-  T sa, sb, sc;
+  const U* b;
+  const U* c;
+  T sa;
+  U sb, sc;
   std::size_t n;
 };
 }  // namespace wse::emu::simd
@@ -2454,6 +2692,8 @@ template <class T> struct Run {
 #endif
 
 #include <hwy/highway.h>
+
+#include <limits>
 
 HWY_BEFORE_NAMESPACE();
 namespace wse::emu::simd::HWY_NAMESPACE {
@@ -2565,6 +2805,224 @@ static HWY_NOINLINE bool RunU32(DsdOpCode op, const Run<std::uint32_t>& r) { ret
 static HWY_NOINLINE bool RunI16(DsdOpCode op, const Run<std::int16_t>& r) { return RunInt(op, r); }
 static HWY_NOINLINE bool RunU16(DsdOpCode op, const Run<std::uint16_t>& r) { return RunInt(op, r); }
 
+// ---- f16 and bf16 ---------------------------------------------------------------------------
+// Each 16-bit lane travels zero-extended in a 32-bit lane (raw bits): full u32 vectors where
+// the math is in f32, half-width ones where it is in f64 (bf16 mac). Widening and rounding
+// back use integer lane ops, not Highway 1.0.3's conversions: its DemoteTo to bf16 (and to
+// f16 without F16C) truncates, and its f16 PromoteTo without F16C makes infinities and NaNs
+// finite.
+
+// One run of 16-bit lanes: `op(d32, a, b, c)` maps raw source bits to result bits (< 2^16).
+template <class D32, class Op> HWY_NOINLINE void half_run(D32 d32, const Run<std::uint16_t>& r, Op op) {
+  const hn::Rebind<std::uint16_t, D32> d16;
+  const hn::Rebind<std::int32_t, D32> di32;
+  const std::size_t lanes = hn::Lanes(d32);
+  auto src = [&](const std::uint16_t* p, std::uint16_t s, std::size_t i) {
+    return p ? hn::PromoteTo(d32, hn::LoadU(d16, p + i)) : hn::Set(d32, s);
+  };
+  // Results fit 16 bits, so the saturating DemoteTo just takes the low halves.
+  auto narrow = [&](auto v) { return hn::DemoteTo(d16, hn::BitCast(di32, v)); };
+  std::size_t i = 0;
+  for (; i + lanes <= r.n; i += lanes)
+    hn::StoreU(narrow(op(d32, src(r.a, r.sa, i), src(r.b, r.sb, i), src(r.c, r.sc, i))), d16, r.d + i);
+  if (i < r.n) {
+    HWY_ALIGN std::uint16_t ta[hn::MaxLanes(d16)] = {}, tb[hn::MaxLanes(d16)] = {}, tc[hn::MaxLanes(d16)] = {},
+                            td[hn::MaxLanes(d16)];
+    for (std::size_t k = 0; i + k < r.n; ++k) {
+      ta[k] = operand1(r.a, r.sa, i + k);
+      tb[k] = operand1(r.b, r.sb, i + k);
+      tc[k] = operand1(r.c, r.sc, i + k);
+    }
+    const auto v = op(d32, hn::PromoteTo(d32, hn::Load(d16, ta)), hn::PromoteTo(d32, hn::Load(d16, tb)),
+                      hn::PromoteTo(d32, hn::Load(d16, tc)));
+    hn::Store(narrow(v), d16, td);
+    for (std::size_t k = 0; i + k < r.n; ++k) r.d[i + k] = td[k];
+  }
+}
+
+// f16 bits (in u32 lanes) to f32, exactly; NaN payloads kept.
+template <class DU> HWY_INLINE hn::Vec<hn::Rebind<float, DU>> WidenF16(DU du, hn::Vec<DU> h) {
+  const hn::Rebind<float, DU> df;
+  const hn::Rebind<std::int32_t, DU> di;
+  const auto exp = hn::And(h, hn::Set(du, 0x7c00u));
+  const auto normal = hn::Add(hn::ShiftLeft<13>(hn::And(h, hn::Set(du, 0x7fffu))), hn::Set(du, (127u - 15u) << 23));
+  const auto special = hn::Add(normal, hn::Set(du, (255u - 143u) << 23));  // exponent 31 -> 255
+  const auto frac = hn::BitCast(di, hn::And(h, hn::Set(du, 0x3ffu)));
+  const auto sub = hn::BitCast(du, hn::Mul(hn::ConvertTo(df, frac), hn::Set(df, 0x1p-24f)));  // exact
+  auto r = hn::IfThenElse(hn::Eq(exp, hn::Set(du, 0x7c00u)), special, normal);
+  r = hn::IfThenElse(hn::Eq(exp, hn::Zero(du)), sub, r);
+  return hn::BitCast(df, hn::Or(r, hn::ShiftLeft<16>(hn::And(h, hn::Set(du, 0x8000u)))));
+}
+
+// bf16 bits (in u32 lanes) to f32, exactly.
+template <class DU> HWY_INLINE hn::Vec<hn::Rebind<float, DU>> WidenBF16(DU, hn::Vec<DU> h) {
+  return hn::BitCast(hn::Rebind<float, DU>(), hn::ShiftLeft<16>(h));
+}
+
+// f32 to f16 bits, round to nearest even, overflow to infinity, NaN -> 0x7e00 (arithmetic).
+template <class DU> HWY_INLINE hn::Vec<DU> NarrowF16(DU du, hn::Vec<hn::Rebind<float, DU>> v) {
+  const hn::Rebind<float, DU> df;
+  const auto ax = hn::Abs(v);
+  const auto u = hn::BitCast(du, ax);
+  // Normal results: round away the low 13 fraction bits (ties to even), rebias 127 -> 15.
+  const auto lsb = hn::And(hn::ShiftRight<13>(u), hn::Set(du, 1u));
+  const auto normal = hn::Sub(hn::ShiftRight<13>(hn::Add(hn::Add(u, hn::Set(du, 0xfffu)), lsb)),
+                              hn::Set(du, (127u - 15u) << 10));
+  // Below 2^-14: adding 0.5 rounds to a multiple of 2^-24 (the f16 subnormal step) in hardware.
+  const auto tiny = hn::Sub(hn::BitCast(du, hn::Add(ax, hn::Set(df, 0.5f))), hn::Set(du, 0x3f000000u));
+  auto r = hn::IfThenElse(hn::RebindMask(du, hn::Lt(ax, hn::Set(df, 0x1p-14f))), tiny, normal);
+  r = hn::IfThenElse(hn::RebindMask(du, hn::Ge(ax, hn::Set(df, 65520.0f))), hn::Set(du, 0x7c00u), r);
+  r = hn::Or(r, hn::ShiftRight<16>(hn::And(hn::BitCast(du, v), hn::Set(du, 0x80000000u))));
+  return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), hn::Set(du, 0x7e00u), r);
+}
+
+// f32 to bf16 bits, round to nearest even (a carry into the exponent reaches infinity),
+// NaN -> 0x7fc0 (arithmetic).
+template <class DU> HWY_INLINE hn::Vec<DU> NarrowBF16(DU du, hn::Vec<hn::Rebind<float, DU>> v) {
+  const auto u = hn::BitCast(du, v);
+  const auto lsb = hn::And(hn::ShiftRight<16>(u), hn::Set(du, 1u));
+  const auto r = hn::ShiftRight<16>(hn::Add(hn::Add(u, hn::Set(du, 0x7fffu)), lsb));
+  return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), hn::Set(du, 0x7fc0u), r);
+}
+
+// x + p rounded to odd (TwoSum; step an inexact even result to its odd neighbour), in f32 or
+// f64 lanes: rounding that once more to 16-bit precision is the correctly rounded x + p.
+template <class DF> HWY_INLINE hn::Vec<DF> SumRoundToOdd(DF df, hn::Vec<DF> p, hn::Vec<DF> x) {
+  using T = hn::TFromD<DF>;
+  const hn::RebindToUnsigned<DF> du;
+  using U = hn::TFromD<decltype(du)>;
+  const auto s = hn::Add(x, p);
+  const auto bp = hn::Sub(s, x);
+  const auto ba = hn::Sub(s, bp);
+  const auto err = hn::Add(hn::Sub(p, bp), hn::Sub(x, ba));
+  const auto sb = hn::BitCast(du, s);
+  const auto zero = hn::Zero(df);
+  const auto finite = hn::Lt(hn::Abs(s), hn::Set(df, std::numeric_limits<T>::infinity()));
+  const auto even = hn::Eq(hn::And(sb, hn::Set(du, U{1})), hn::Zero(du));
+  const auto step = hn::And(hn::And(hn::Ne(err, zero), finite), hn::RebindMask(df, even));
+  const auto toward_zero = hn::Xor(hn::Gt(err, zero), hn::Gt(s, zero));
+  const auto delta = hn::IfThenElse(hn::RebindMask(du, toward_zero), hn::Set(du, static_cast<U>(~U{0})), hn::Set(du, U{1}));
+  return hn::BitCast(df, hn::Add(sb, hn::IfThenElseZero(hn::RebindMask(du, step), delta)));
+}
+
+#if HWY_HAVE_FLOAT64
+// bf16 mac in f64 lanes (DU: u32 lanes, one per f64 lane). The bf16 product is exact in f64
+// (it may leave f32's range); the sum is rounded to odd, then once to bf16: integer rounding
+// of the f64 bits in bf16's normal range, below it an add of 2^-81 (f64 step 2^-133, the bf16
+// subnormal step). The rounded value converts to f32 exactly unless it is 2^128 or more,
+// which DemoteTo makes infinity or (SCALAR, EMU128) the largest float: both mean overflow.
+template <class DU> HWY_INLINE hn::Vec<DU> MacBF16F64(DU du, hn::Vec<DU> a, hn::Vec<DU> b, hn::Vec<DU> c) {
+  const hn::Rebind<float, DU> df;
+  const hn::Rebind<double, DU> dd;
+  const hn::RebindToUnsigned<decltype(dd)> du64;
+  const auto x = hn::PromoteTo(dd, WidenBF16(du, a));
+  const auto p = hn::Mul(hn::PromoteTo(dd, WidenBF16(du, b)), hn::PromoteTo(dd, WidenBF16(du, c)));
+  const auto s = SumRoundToOdd(dd, p, x);
+  const auto as = hn::Abs(s);
+  const auto ub = hn::BitCast(du64, as);
+  const auto lsb = hn::And(hn::ShiftRight<45>(ub), hn::Set(du64, 1ull));
+  const auto normal = hn::BitCast(dd, hn::And(hn::Add(hn::Add(ub, hn::Set(du64, (1ull << 44) - 1)), lsb),
+                                              hn::Set(du64, ~((1ull << 45) - 1))));
+  const auto tiny = hn::Sub(hn::Add(as, hn::Set(dd, 0x1p-81)), hn::Set(dd, 0x1p-81));
+  auto m = hn::IfThenElse(hn::Lt(as, hn::Set(dd, 0x1p-126)), tiny, normal);
+  m = hn::IfThenElse(hn::IsNaN(s), s, m);
+  const auto f = hn::DemoteTo(df, hn::CopySign(m, s));
+  auto r = hn::ShiftRight<16>(hn::BitCast(du, f));
+  const auto overflow = hn::Ge(hn::Abs(f), hn::Set(df, std::numeric_limits<float>::max()));
+  r = hn::IfThenElse(hn::RebindMask(du, overflow), hn::Or(hn::And(r, hn::Set(du, 0x8000u)), hn::Set(du, 0x7f80u)), r);
+  return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(f)), hn::Set(du, 0x7fc0u), r);
+}
+#endif
+
+// f16 (kBF16 false) or bf16 ops on raw bits. Returns false when this target cannot
+// reproduce the reference (bf16 mac without f64 lanes).
+template <bool kBF16> HWY_INLINE bool RunHalf(DsdOpCode op, const Run<std::uint16_t>& r) {
+  const hn::ScalableTag<std::uint32_t> du;
+  auto widen = [](auto d, auto h) {
+    if constexpr (kBF16) return WidenBF16(d, h); else return WidenF16(d, h);
+  };
+  auto narrow = [](auto d, auto v) {
+    if constexpr (kBF16) return NarrowBF16(d, v); else return NarrowF16(d, v);
+  };
+  // Float ops are exact or round once in f32 at 24 >= 2p+2 bits (p = 11 or 8), so rounding
+  // the f32 result to 16 bits is correctly rounded; a bf16 product below f32's normal range
+  // is inexact only when it is under a quarter of bf16's smallest subnormal, rounding to 0.
+  auto arith = [&](auto fn) {
+    half_run(du, r, [&](auto d, auto a, auto b, auto) { return narrow(d, fn(widen(d, a), widen(d, b))); });
+    return true;
+  };
+  switch (op) {
+    case DsdOpCode::mov: half_run(du, r, [](auto, auto a, auto, auto) { return a; }); return true;
+    case DsdOpCode::neg: half_run(du, r, [](auto d, auto a, auto, auto) { return hn::Xor(a, hn::Set(d, 0x8000u)); }); return true;
+    case DsdOpCode::abs: half_run(du, r, [](auto d, auto a, auto, auto) { return hn::And(a, hn::Set(d, 0x7fffu)); }); return true;
+    case DsdOpCode::add: return arith([](auto x, auto y) { return hn::Add(x, y); });
+    case DsdOpCode::sub: return arith([](auto x, auto y) { return hn::Sub(x, y); });
+    case DsdOpCode::mul: return arith([](auto x, auto y) { return hn::Mul(x, y); });
+    case DsdOpCode::max:  // the f32 rule on the widened values; the result is an operand's bits
+      half_run(du, r, [&](auto d, auto a, auto b, auto) {
+        const auto x = widen(d, a), y = widen(d, b);
+        const auto take_a = hn::AndNot(hn::IsNaN(x), hn::Or(hn::Ge(x, y), hn::IsNaN(y)));
+        return hn::IfThenElse(hn::RebindMask(d, take_a), a, b);
+      });
+      return true;
+    case DsdOpCode::min:
+      half_run(du, r, [&](auto d, auto a, auto b, auto) {
+        const auto x = widen(d, a), y = widen(d, b);
+        const auto take_a = hn::AndNot(hn::IsNaN(x), hn::Or(hn::Le(x, y), hn::IsNaN(y)));
+        return hn::IfThenElse(hn::RebindMask(d, take_a), a, b);
+      });
+      return true;
+    case DsdOpCode::mac:
+      if constexpr (!kBF16) {  // the f16 product is exact in f32 (22 bits, >= 2^-48)
+        half_run(du, r, [](auto d, auto a, auto b, auto c) {
+          const hn::Rebind<float, decltype(d)> df;
+          return NarrowF16(d, SumRoundToOdd(df, hn::Mul(WidenF16(d, b), WidenF16(d, c)), WidenF16(d, a)));
+        });
+        return true;
+      } else {
+#if HWY_HAVE_FLOAT64
+        half_run(hn::Rebind<std::uint32_t, hn::ScalableTag<double>>(), r,
+                 [](auto d, auto a, auto b, auto c) { return MacBF16F64(d, a, b, c); });
+        return true;
+#else
+        return false;
+#endif
+      }
+    default: return false;
+  }
+}
+static HWY_NOINLINE bool RunF16(DsdOpCode op, const Run<std::uint16_t>& r) { return RunHalf<false>(op, r); }
+static HWY_NOINLINE bool RunBF16(DsdOpCode op, const Run<std::uint16_t>& r) { return RunHalf<true>(op, r); }
+
+// Mixed mac: f32 d = a + b * c with f16 b and c. The product is exact in f32, so one f32 add
+// rounds once (a fused multiply-add would give the same bits).
+static HWY_NOINLINE bool RunMixedMac(const Run<float, std::uint16_t>& r) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToUnsigned<decltype(df)> du;
+  const hn::Rebind<std::uint16_t, decltype(df)> d16;
+  const std::size_t lanes = hn::Lanes(df);
+  auto half = [&](auto v16) { return WidenF16(du, hn::PromoteTo(du, v16)); };
+  auto half_src = [&](const std::uint16_t* p, std::uint16_t s, std::size_t i) {
+    return p ? half(hn::LoadU(d16, p + i)) : half(hn::Set(d16, s));
+  };
+  std::size_t i = 0;
+  for (; i + lanes <= r.n; i += lanes)
+    hn::StoreU(canonical(df, hn::Add(operand(df, r.a, r.sa, i), hn::Mul(half_src(r.b, r.sb, i), half_src(r.c, r.sc, i)))), df,
+               r.d + i);
+  if (i < r.n) {
+    HWY_ALIGN float ta[hn::MaxLanes(df)] = {}, td[hn::MaxLanes(df)];
+    HWY_ALIGN std::uint16_t tb[hn::MaxLanes(d16)] = {}, tc[hn::MaxLanes(d16)] = {};
+    for (std::size_t k = 0; i + k < r.n; ++k) {
+      ta[k] = operand1(r.a, r.sa, i + k);
+      tb[k] = operand1(r.b, r.sb, i + k);
+      tc[k] = operand1(r.c, r.sc, i + k);
+    }
+    hn::Store(canonical(df, hn::Add(hn::Load(df, ta), hn::Mul(half(hn::Load(d16, tb)), half(hn::Load(d16, tc))))), df, td);
+    for (std::size_t k = 0; i + k < r.n; ++k) r.d[i + k] = td[k];
+  }
+  return true;
+}
+
 // Name of this target, for reports.
 static HWY_NOINLINE const char* TargetNameHere() { return hwy::TargetName(HWY_TARGET); }
 
@@ -2593,6 +3051,9 @@ HWY_EXPORT(RunI32);
 HWY_EXPORT(RunU32);
 HWY_EXPORT(RunI16);
 HWY_EXPORT(RunU16);
+HWY_EXPORT(RunF16);
+HWY_EXPORT(RunBF16);
+HWY_EXPORT(RunMixedMac);
 HWY_EXPORT(TargetNameHere);
 #define WSE_DETAIL_SIMD_CALL(fn) HWY_DYNAMIC_DISPATCH(fn)
 #endif
@@ -2639,62 +3100,77 @@ inline bool try_execute(const DsdInstr& ins, std::uint32_t length) {
   const Operand* srcs[3] = {&ins.a, &ins.b, &ins.c};
   const int nsrc = elementwise::source_count(ins.op);
   const Operand& dst = ins.dst;
+  // f32 d = a + b * c with f16 b and c (pe/elementwise.hpp compute_mixed_mac).
+  const bool mixed = ins.op == DsdOpCode::mac && dst.type == ElemType::f32 && ins.b.type == ElemType::f16;
+  if (mixed && ins.c.type != ElemType::f16) return false;
   if (dst.strides[0] != 1 && dst.dims[0] != 1) return false;
   const unsigned char *dlo, *dhi;
   detail::byte_range(dst, dlo, dhi);
   for (int k = 0; k < nsrc; ++k) {
     const Operand& s = *srcs[k];
     if (s.kind == OperandKind::scalar) continue;
-    if (s.kind != OperandKind::mem || s.type != dst.type) return false;
+    if (s.kind != OperandKind::mem || s.type != (mixed && k > 0 ? ElemType::f16 : dst.type)) return false;
     // Inner stride 1: a vector per row; inner stride 0: one value per row, broadcast.
     if (s.strides[0] != 1 && s.strides[0] != 0 && s.dims[0] != 1) return false;
     for (int j = 0; j < 4; ++j)
       if (s.dims[j] != dst.dims[j]) return false;  // same shape, so runs line up
     const unsigned char *lo, *hi;
     detail::byte_range(s, lo, hi);
-    // Element-order semantics: a destination that partly overlaps a source must go scalar.
-    if (lo < dhi && dlo < hi && !detail::same_layout(s, dst)) return false;
+    // Element-order semantics: a destination that partly overlaps a source (or aliases one of
+    // another element size, in the mixed mac) must go scalar.
+    if (lo < dhi && dlo < hi && !(s.type == dst.type && detail::same_layout(s, dst))) return false;
   }
   // Walk the outer dimensions; each inner row of dims[0] elements is one contiguous run.
   const std::uint32_t inner = dst.dims[0];
   const std::uint32_t outer = length / (inner ? inner : 1);
-  auto run_rows = [&](auto tag, auto fn) -> bool {
-    using T = decltype(tag);
+  // Source a is of lane type T, b and c of U (U = T except for the mixed mac).
+  auto run_rows = [&](auto tag_t, auto tag_u, auto fn) -> bool {
+    using T = decltype(tag_t);
+    using U = decltype(tag_u);
     for (std::uint32_t row = 0; row < outer; ++row) {
       const std::uint32_t first = row * inner;  // flat index of this row's first element
-      Run<T> r{};
+      Run<T, U> r{};
       r.n = inner;
       r.d = static_cast<T*>(dst.base) + elementwise::element_offset(dst, first);
-      const T** ptrs[3] = {&r.a, &r.b, &r.c};
-      T* scal[3] = {&r.sa, &r.sb, &r.sc};
-      for (int k = 0; k < nsrc; ++k) {
+      auto source = [&]<class X>(int k, const X*& p, X& value) {
         const Operand& s = *srcs[k];
+        p = nullptr;
         if (s.kind == OperandKind::scalar) {
-          __builtin_memcpy(scal[k], &s.scalar_bits, sizeof(T));
-          *ptrs[k] = nullptr;
+          const auto bits = s.scalar_bits;  // 16-bit types: the low half
+          if constexpr (sizeof(X) == 4) value = __builtin_bit_cast(X, bits);
+          else value = __builtin_bit_cast(X, static_cast<std::uint16_t>(bits));
         } else if (s.strides[0] == 0 && inner > 1) {
-          __builtin_memcpy(scal[k], static_cast<const T*>(s.base) + elementwise::element_offset(s, first), sizeof(T));
-          *ptrs[k] = nullptr;
+          value = static_cast<const X*>(s.base)[elementwise::element_offset(s, first)];
         } else {
-          *ptrs[k] = static_cast<const T*>(s.base) + elementwise::element_offset(s, first);
+          p = static_cast<const X*>(s.base) + elementwise::element_offset(s, first);
         }
-      }
+      };
+      if (nsrc > 0) source(0, r.a, r.sa);
+      if (nsrc > 1) source(1, r.b, r.sb);
+      if (nsrc > 2) source(2, r.c, r.sc);
       if (!fn(ins.op, r)) return false;
     }
     return true;
   };
+  using std::uint16_t;
   switch (dst.type) {
     case ElemType::f32:
+      if (mixed)
+        return run_rows(float{}, uint16_t{}, [](DsdOpCode, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunMixedMac)(r); });
       // A declined op (mac without FMA) declines on the first row, before any store.
-      return run_rows(float{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunF32)(op, r); });
+      return run_rows(float{}, float{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunF32)(op, r); });
     case ElemType::i32:
-      return run_rows(std::int32_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunI32)(op, r); });
+      return run_rows(std::int32_t{}, std::int32_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunI32)(op, r); });
     case ElemType::u32:
-      return run_rows(std::uint32_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunU32)(op, r); });
+      return run_rows(std::uint32_t{}, std::uint32_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunU32)(op, r); });
     case ElemType::i16:
-      return run_rows(std::int16_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunI16)(op, r); });
+      return run_rows(std::int16_t{}, std::int16_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunI16)(op, r); });
     case ElemType::u16:
-      return run_rows(std::uint16_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunU16)(op, r); });
+      return run_rows(uint16_t{}, uint16_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunU16)(op, r); });
+    case ElemType::f16:  // raw bits; a declined op (bf16 mac without f64 lanes) declines on the first row
+      return run_rows(uint16_t{}, uint16_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunF16)(op, r); });
+    case ElemType::bf16:
+      return run_rows(uint16_t{}, uint16_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunBF16)(op, r); });
   }
   return false;
 #else
@@ -2784,6 +3260,15 @@ inline void Pe::dsd(const DsdInstr& ins) {
   a.issuer_kind = static_cast<std::uint8_t>(ctx_);
   a.issuer_id = ctx_id_;
   a.issuer_fn = ctx_fn_;
+  for (int k = 0; k < nsrc; ++k)
+    if (srcs[k]->kind == OperandKind::fabin) {
+      a.in_slot[k] = slot_of_[srcs[k]->color.value];
+      a.in_mask |= 1ull << srcs[k]->color.value;
+    }
+  if (ins.dst.kind == OperandKind::fabout) {
+    a.out_slot = slot_of_[ins.dst.color.value];
+    a.out_mask = 1ull << ins.dst.color.value;
+  }
   if (timed_ && ctx_ != Ctx::init) {
     task_clock_ += arch_->cycles.dsd_issue;
     a.start = task_clock_;
@@ -2819,26 +3304,33 @@ inline void Pe::execute_now(const DsdInstr& ins, std::uint32_t length) {
     std::uint32_t v[3] = {0, 0, 0};
     for (int k = 0; k < nsrc; ++k)
       v[k] = srcs[k]->kind == OperandKind::scalar ? srcs[k]->scalar_bits : detail::load(*srcs[k], i);
-    detail::store(ins.dst, i, detail::compute(ins.op, ins.dst.type, ins.a.type, v[0], v[1], v[2]));
+    detail::store(ins.dst, i, detail::compute(ins, v[0], v[1], v[2]));
   }
 }
 
 inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t& claimed_out) {
+  if (a.next >= a.length) return false;  // done (a timed memory-only op waits for its completion)
+  // Fast exits, the common case: an earlier op holds a color, or the first element cannot move.
+  bool blocked = (a.in_mask & claimed_in) != 0 || (a.out_mask & claimed_out) != 0 || now_ < a.start;
+  for (int k = 0; k < 3 && !blocked; ++k)
+    blocked = a.in_slot[k] >= 0 && colors_[static_cast<std::size_t>(a.in_slot[k])].iq.empty();
+  if (!blocked && a.out_slot >= 0 && colors_[static_cast<std::size_t>(a.out_slot)].oq.full()) {
+    stalled_now_ = true;
+    blocked = true;
+  }
+  if (blocked) {
+    claimed_in |= a.in_mask;
+    claimed_out |= a.out_mask;
+    return false;
+  }
   const DsdInstr& ins = a.ins;
   const Operand* srcs[3] = {&ins.a, &ins.b, &ins.c};
   const int nsrc = detail::source_count(ins.op);
-  std::uint64_t my_in = 0, my_out = 0;
+  const std::uint64_t my_in = a.in_mask, my_out = a.out_mask;
   ColorState* in_cs[3] = {nullptr, nullptr, nullptr};
   for (int k = 0; k < nsrc; ++k)
-    if (srcs[k]->kind == OperandKind::fabin) {
-      my_in |= 1ull << srcs[k]->color.value;
-      in_cs[k] = color_state(srcs[k]->color);
-    }
-  ColorState* out_cs = nullptr;
-  if (ins.dst.kind == OperandKind::fabout) {
-    my_out = 1ull << ins.dst.color.value;
-    out_cs = color_state(ins.dst.color);
-  }
+    if (a.in_slot[k] >= 0) in_cs[k] = &colors_[static_cast<std::size_t>(a.in_slot[k])];
+  ColorState* out_cs = a.out_slot >= 0 ? &colors_[static_cast<std::size_t>(a.out_slot)] : nullptr;
   bool progress = false;
   // Ops on one color run in issue order: wait while an earlier op still holds the color.
   if ((my_in & claimed_in) == 0 && (my_out & claimed_out) == 0 && now_ >= a.start) {
@@ -2864,7 +3356,8 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
           v[k] = detail::load(s, a.next);
         }
       }
-      const std::uint32_t r = detail::compute(ins.op, ins.dst.type, ins.a.type, v[0], v[1], v[2]);
+      // mov is most fabric traffic: skip the general element function for it.
+      const std::uint32_t r = ins.op == DsdOpCode::mov ? v[0] : detail::compute(ins, v[0], v[1], v[2]);
       if (out_cs) {
         std::uint32_t bits = r;
         if (elem_size(ins.dst.type) == 2) {
@@ -2891,7 +3384,12 @@ inline bool Pe::advance_async() {
   if (async_.empty()) return false;
   std::uint64_t claimed_in = 0, claimed_out = 0;
   bool progress = false;
-  for (auto& a : async_) progress |= step_async(a, claimed_in, claimed_out);
+  bool any_done = false;
+  for (auto& a : async_) {
+    progress |= step_async(a, claimed_in, claimed_out);
+    any_done |= a.next >= a.length && now_ >= a.done_at;
+  }
+  if (!any_done) return progress;
   // Retire finished ops in issue order and fire their completions.
   std::size_t keep = 0;
   for (std::size_t i = 0; i < async_.size(); ++i) {
@@ -3288,7 +3786,10 @@ class Engine {
       for (auto& r : cs.in) r.set_capacity(config_.router_buffer_depth);
       for (auto& r : cs.out) r.set_capacity(config_.router_buffer_depth);
       cs.has_iq = e.route.all_tx().has(Port::ramp);
-      cs.has_oq = e.route.all_rx().has(Port::ramp);
+      cs.rx = e.route.all_rx();
+      cs.has_oq = cs.rx.has(Port::ramp);
+      for (unsigned d = 0; d < 4; ++d)
+        if (cs.rx.has(static_cast<Port>(d))) pe.rx_slots_[d] |= 1u << (pe.colors_.size() - 1);
       if (cs.has_iq) cs.iq.set_capacity(a.input_queue_depth[std::min(iq_n++, 7u)]);
       if (cs.has_oq) {
         const unsigned q = std::min<unsigned>(oq_n++, a.output_queues - 1u);
@@ -3315,6 +3816,7 @@ class Engine {
       } else {
         slot.out = std::make_unique<OutStream>();
         cs->out_stream[static_cast<unsigned>(s.edge)] = slot.out.get();
+        ensure_pe(s.pe).has_out_stream_ = true;
       }
       streams_.push_back(std::move(slot));
     }
@@ -3450,7 +3952,7 @@ class Engine {
     const std::size_t first = static_cast<std::size_t>(now_ % n);
     for (unsigned d = 0; d < 4; ++d) {
       // Off the edge into a host output stream: one wavelet per cycle.
-      for (std::size_t k = 0; k < n; ++k) {
+      for (std::size_t k = 0; k < n && pe.has_out_stream_; ++k) {
         auto& cs = pe.colors_[(first + k) % n];
         if (cs.out_stream[d] && !cs.out[d].empty()) {
           cs.out_stream[d]->data.push_back(cs.out[d].front());
@@ -3480,10 +3982,17 @@ class Engine {
           }
         if (wire[0].slot >= 0) continue;  // the link is blocked this cycle
       }
-      for (std::size_t k = 0; k < n; ++k) {
-        const std::size_t slot = (first + k) % n;
+      // Colors receiving from d, from slot `first` on, then wrapping around.
+      const std::uint32_t receivers = pe.rx_slots_[d];
+      const std::uint32_t from_first = receivers & (~0u << first);
+      for (std::uint32_t order = from_first, rest = receivers & ~from_first; order != 0 || rest != 0;) {
+        if (order == 0) {
+          order = rest;
+          rest = 0;
+        }
+        const auto slot = static_cast<std::size_t>(std::countr_zero(order));
+        order &= order - 1;
         auto& cs = pe.colors_[slot];
-        if (!cs.route.all_rx().has(static_cast<Port>(d))) continue;
         if (stages == 0 && cs.in[d].full()) continue;
         Wavelet w;
         if (InStream* is = cs.in_stream[d]) {
@@ -3522,7 +4031,7 @@ class Engine {
     if (config_.timed) return pull_timed(pe);
     bool progress = false;
     for (auto& cs : pe.colors_) {
-      const PortSet rx = cs.route.all_rx();
+      const PortSet rx = cs.rx;
       for (unsigned d = 0; d < 4; ++d) {
         if (OutStream* os = cs.out_stream[d]) {
           while (!cs.out[d].empty()) {

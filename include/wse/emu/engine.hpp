@@ -10,6 +10,7 @@
 /// phase, so no locks are needed and the result does not depend on the thread count.
 #include <algorithm>
 #include <barrier>
+#include <bit>
 #include <memory>
 #include <optional>
 #include <string>
@@ -198,7 +199,10 @@ class Engine {
       for (auto& r : cs.in) r.set_capacity(config_.router_buffer_depth);
       for (auto& r : cs.out) r.set_capacity(config_.router_buffer_depth);
       cs.has_iq = e.route.all_tx().has(Port::ramp);
-      cs.has_oq = e.route.all_rx().has(Port::ramp);
+      cs.rx = e.route.all_rx();
+      cs.has_oq = cs.rx.has(Port::ramp);
+      for (unsigned d = 0; d < 4; ++d)
+        if (cs.rx.has(static_cast<Port>(d))) pe.rx_slots_[d] |= 1u << (pe.colors_.size() - 1);
       if (cs.has_iq) cs.iq.set_capacity(a.input_queue_depth[std::min(iq_n++, 7u)]);
       if (cs.has_oq) {
         const unsigned q = std::min<unsigned>(oq_n++, a.output_queues - 1u);
@@ -225,6 +229,7 @@ class Engine {
       } else {
         slot.out = std::make_unique<OutStream>();
         cs->out_stream[static_cast<unsigned>(s.edge)] = slot.out.get();
+        ensure_pe(s.pe).has_out_stream_ = true;
       }
       streams_.push_back(std::move(slot));
     }
@@ -360,7 +365,7 @@ class Engine {
     const std::size_t first = static_cast<std::size_t>(now_ % n);
     for (unsigned d = 0; d < 4; ++d) {
       // Off the edge into a host output stream: one wavelet per cycle.
-      for (std::size_t k = 0; k < n; ++k) {
+      for (std::size_t k = 0; k < n && pe.has_out_stream_; ++k) {
         auto& cs = pe.colors_[(first + k) % n];
         if (cs.out_stream[d] && !cs.out[d].empty()) {
           cs.out_stream[d]->data.push_back(cs.out[d].front());
@@ -390,10 +395,17 @@ class Engine {
           }
         if (wire[0].slot >= 0) continue;  // the link is blocked this cycle
       }
-      for (std::size_t k = 0; k < n; ++k) {
-        const std::size_t slot = (first + k) % n;
+      // Colors receiving from d, from slot `first` on, then wrapping around.
+      const std::uint32_t receivers = pe.rx_slots_[d];
+      const std::uint32_t from_first = receivers & (~0u << first);
+      for (std::uint32_t order = from_first, rest = receivers & ~from_first; order != 0 || rest != 0;) {
+        if (order == 0) {
+          order = rest;
+          rest = 0;
+        }
+        const auto slot = static_cast<std::size_t>(std::countr_zero(order));
+        order &= order - 1;
         auto& cs = pe.colors_[slot];
-        if (!cs.route.all_rx().has(static_cast<Port>(d))) continue;
         if (stages == 0 && cs.in[d].full()) continue;
         Wavelet w;
         if (InStream* is = cs.in_stream[d]) {
@@ -432,7 +444,7 @@ class Engine {
     if (config_.timed) return pull_timed(pe);
     bool progress = false;
     for (auto& cs : pe.colors_) {
-      const PortSet rx = cs.route.all_rx();
+      const PortSet rx = cs.rx;
       for (unsigned d = 0; d < 4; ++d) {
         if (OutStream* os = cs.out_stream[d]) {
           while (!cs.out[d].empty()) {

@@ -199,6 +199,7 @@ class Pe {
     std::uint8_t pos = 0;
     bool filtered = false;
     RangeFilter filter{};
+    PortSet rx{};  // ports any switch position receives from (route.all_rx(), cached)
     bool has_iq = false, has_oq = false;
     Ring in[4], out[4], iq, oq;
     InStream* in_stream[4] = {};
@@ -213,6 +214,10 @@ class Pe {
     std::uint64_t start = 0;    // timed mode: first cycle an element may move
     std::uint64_t done_at = 0;  // timed mode: cycle the completion may fire
     bool memory_only = false;   // timed mode: a memory-only op kept only for its completion
+    // Resolved at issue: color slots of fabric operands (-1: not fabric) and their color masks.
+    std::int8_t in_slot[3] = {-1, -1, -1};
+    std::int8_t out_slot = -1;
+    std::uint64_t in_mask = 0, out_mask = 0;
   };
   struct StalledSend {
     std::uint8_t color;
@@ -337,6 +342,8 @@ class Pe {
   std::array<std::int8_t, max_colors> slot_of_{};
   std::vector<ColorState> colors_;
   Pe* neighbor_[4] = {};  // N, E, S, W; nullptr off the grid or where no PE state exists
+  std::uint32_t rx_slots_[4] = {};  // bit i: colors_[i] receives from that direction
+  bool has_out_stream_ = false;     // some color leaves the grid into a host output stream
 
   std::vector<AsyncOp> async_;
   std::vector<StalledSend> stalled_sends_;  // sends waiting for output-queue space, in order

@@ -86,6 +86,15 @@ inline void Pe::dsd(const DsdInstr& ins) {
   a.issuer_kind = static_cast<std::uint8_t>(ctx_);
   a.issuer_id = ctx_id_;
   a.issuer_fn = ctx_fn_;
+  for (int k = 0; k < nsrc; ++k)
+    if (srcs[k]->kind == OperandKind::fabin) {
+      a.in_slot[k] = slot_of_[srcs[k]->color.value];
+      a.in_mask |= 1ull << srcs[k]->color.value;
+    }
+  if (ins.dst.kind == OperandKind::fabout) {
+    a.out_slot = slot_of_[ins.dst.color.value];
+    a.out_mask = 1ull << ins.dst.color.value;
+  }
   if (timed_ && ctx_ != Ctx::init) {
     task_clock_ += arch_->cycles.dsd_issue;
     a.start = task_clock_;
@@ -121,26 +130,33 @@ inline void Pe::execute_now(const DsdInstr& ins, std::uint32_t length) {
     std::uint32_t v[3] = {0, 0, 0};
     for (int k = 0; k < nsrc; ++k)
       v[k] = srcs[k]->kind == OperandKind::scalar ? srcs[k]->scalar_bits : detail::load(*srcs[k], i);
-    detail::store(ins.dst, i, detail::compute(ins.op, ins.dst.type, ins.a.type, v[0], v[1], v[2]));
+    detail::store(ins.dst, i, detail::compute(ins, v[0], v[1], v[2]));
   }
 }
 
 inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t& claimed_out) {
+  if (a.next >= a.length) return false;  // done (a timed memory-only op waits for its completion)
+  // Fast exits, the common case: an earlier op holds a color, or the first element cannot move.
+  bool blocked = (a.in_mask & claimed_in) != 0 || (a.out_mask & claimed_out) != 0 || now_ < a.start;
+  for (int k = 0; k < 3 && !blocked; ++k)
+    blocked = a.in_slot[k] >= 0 && colors_[static_cast<std::size_t>(a.in_slot[k])].iq.empty();
+  if (!blocked && a.out_slot >= 0 && colors_[static_cast<std::size_t>(a.out_slot)].oq.full()) {
+    stalled_now_ = true;
+    blocked = true;
+  }
+  if (blocked) {
+    claimed_in |= a.in_mask;
+    claimed_out |= a.out_mask;
+    return false;
+  }
   const DsdInstr& ins = a.ins;
   const Operand* srcs[3] = {&ins.a, &ins.b, &ins.c};
   const int nsrc = detail::source_count(ins.op);
-  std::uint64_t my_in = 0, my_out = 0;
+  const std::uint64_t my_in = a.in_mask, my_out = a.out_mask;
   ColorState* in_cs[3] = {nullptr, nullptr, nullptr};
   for (int k = 0; k < nsrc; ++k)
-    if (srcs[k]->kind == OperandKind::fabin) {
-      my_in |= 1ull << srcs[k]->color.value;
-      in_cs[k] = color_state(srcs[k]->color);
-    }
-  ColorState* out_cs = nullptr;
-  if (ins.dst.kind == OperandKind::fabout) {
-    my_out = 1ull << ins.dst.color.value;
-    out_cs = color_state(ins.dst.color);
-  }
+    if (a.in_slot[k] >= 0) in_cs[k] = &colors_[static_cast<std::size_t>(a.in_slot[k])];
+  ColorState* out_cs = a.out_slot >= 0 ? &colors_[static_cast<std::size_t>(a.out_slot)] : nullptr;
   bool progress = false;
   // Ops on one color run in issue order: wait while an earlier op still holds the color.
   if ((my_in & claimed_in) == 0 && (my_out & claimed_out) == 0 && now_ >= a.start) {
@@ -166,7 +182,8 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
           v[k] = detail::load(s, a.next);
         }
       }
-      const std::uint32_t r = detail::compute(ins.op, ins.dst.type, ins.a.type, v[0], v[1], v[2]);
+      // mov is most fabric traffic: skip the general element function for it.
+      const std::uint32_t r = ins.op == DsdOpCode::mov ? v[0] : detail::compute(ins, v[0], v[1], v[2]);
       if (out_cs) {
         std::uint32_t bits = r;
         if (elem_size(ins.dst.type) == 2) {
@@ -193,7 +210,12 @@ inline bool Pe::advance_async() {
   if (async_.empty()) return false;
   std::uint64_t claimed_in = 0, claimed_out = 0;
   bool progress = false;
-  for (auto& a : async_) progress |= step_async(a, claimed_in, claimed_out);
+  bool any_done = false;
+  for (auto& a : async_) {
+    progress |= step_async(a, claimed_in, claimed_out);
+    any_done |= a.next >= a.length && now_ >= a.done_at;
+  }
+  if (!any_done) return progress;
   // Retire finished ops in issue order and fire their completions.
   std::size_t keep = 0;
   for (std::size_t i = 0; i < async_.size(); ++i) {

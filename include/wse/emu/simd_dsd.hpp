@@ -2,9 +2,11 @@
 /// \file
 /// The emulator's SIMD DSD engine: memory-only ops whose operands are contiguous runs run on
 /// Highway vectors, chosen at run time for the best instruction set of the host (dynamic
-/// dispatch), or for the compile-time target in the single-header edition. Everything else,
-/// and every target that cannot reproduce the scalar reference bit for bit (fp32 mac without
-/// a fused multiply-add), falls back to pe/elementwise.hpp. Emulator internal; hosted.
+/// dispatch), or for the compile-time target in the single-header edition. f16 and bf16 lanes
+/// widen to f32 (bf16 mac to f64) and round back exactly as the reference does. Everything
+/// else, and every target that cannot reproduce the scalar reference bit for bit (f32 mac
+/// without a fused multiply-add, bf16 mac without f64 lanes), falls back to
+/// pe/elementwise.hpp. Emulator internal; hosted.
 ///
 /// Define WSE_SIMD_STATIC_DISPATCH to compile only the target the compiler flags select (no
 /// libhwy needed at link time; used for cross builds and by the single header).
@@ -16,13 +18,16 @@
 
 namespace wse::emu::simd {
 /// One contiguous run for a SIMD kernel: n elements at d; each source is an array, or a
-/// scalar (null pointer, value in the matching s*). Shared by every Highway target.
-template <class T> struct Run {
+/// scalar (null pointer, value in the matching s*). f16 and bf16 runs hold raw bits
+/// (T = std::uint16_t); the mixed mac has f32 d and a, f16 b and c (U = std::uint16_t).
+/// Shared by every Highway target.
+template <class T, class U = T> struct Run {
   T* d;
   const T* a;
-  const T* b;
-  const T* c;
-  T sa, sb, sc;
+  const U* b;
+  const U* c;
+  T sa;
+  U sb, sc;
   std::size_t n;
 };
 }  // namespace wse::emu::simd
@@ -52,6 +57,9 @@ HWY_EXPORT(RunI32);
 HWY_EXPORT(RunU32);
 HWY_EXPORT(RunI16);
 HWY_EXPORT(RunU16);
+HWY_EXPORT(RunF16);
+HWY_EXPORT(RunBF16);
+HWY_EXPORT(RunMixedMac);
 HWY_EXPORT(TargetNameHere);
 #define WSE_DETAIL_SIMD_CALL(fn) HWY_DYNAMIC_DISPATCH(fn)
 #endif
@@ -98,62 +106,77 @@ inline bool try_execute(const DsdInstr& ins, std::uint32_t length) {
   const Operand* srcs[3] = {&ins.a, &ins.b, &ins.c};
   const int nsrc = elementwise::source_count(ins.op);
   const Operand& dst = ins.dst;
+  // f32 d = a + b * c with f16 b and c (pe/elementwise.hpp compute_mixed_mac).
+  const bool mixed = ins.op == DsdOpCode::mac && dst.type == ElemType::f32 && ins.b.type == ElemType::f16;
+  if (mixed && ins.c.type != ElemType::f16) return false;
   if (dst.strides[0] != 1 && dst.dims[0] != 1) return false;
   const unsigned char *dlo, *dhi;
   detail::byte_range(dst, dlo, dhi);
   for (int k = 0; k < nsrc; ++k) {
     const Operand& s = *srcs[k];
     if (s.kind == OperandKind::scalar) continue;
-    if (s.kind != OperandKind::mem || s.type != dst.type) return false;
+    if (s.kind != OperandKind::mem || s.type != (mixed && k > 0 ? ElemType::f16 : dst.type)) return false;
     // Inner stride 1: a vector per row; inner stride 0: one value per row, broadcast.
     if (s.strides[0] != 1 && s.strides[0] != 0 && s.dims[0] != 1) return false;
     for (int j = 0; j < 4; ++j)
       if (s.dims[j] != dst.dims[j]) return false;  // same shape, so runs line up
     const unsigned char *lo, *hi;
     detail::byte_range(s, lo, hi);
-    // Element-order semantics: a destination that partly overlaps a source must go scalar.
-    if (lo < dhi && dlo < hi && !detail::same_layout(s, dst)) return false;
+    // Element-order semantics: a destination that partly overlaps a source (or aliases one of
+    // another element size, in the mixed mac) must go scalar.
+    if (lo < dhi && dlo < hi && !(s.type == dst.type && detail::same_layout(s, dst))) return false;
   }
   // Walk the outer dimensions; each inner row of dims[0] elements is one contiguous run.
   const std::uint32_t inner = dst.dims[0];
   const std::uint32_t outer = length / (inner ? inner : 1);
-  auto run_rows = [&](auto tag, auto fn) -> bool {
-    using T = decltype(tag);
+  // Source a is of lane type T, b and c of U (U = T except for the mixed mac).
+  auto run_rows = [&](auto tag_t, auto tag_u, auto fn) -> bool {
+    using T = decltype(tag_t);
+    using U = decltype(tag_u);
     for (std::uint32_t row = 0; row < outer; ++row) {
       const std::uint32_t first = row * inner;  // flat index of this row's first element
-      Run<T> r{};
+      Run<T, U> r{};
       r.n = inner;
       r.d = static_cast<T*>(dst.base) + elementwise::element_offset(dst, first);
-      const T** ptrs[3] = {&r.a, &r.b, &r.c};
-      T* scal[3] = {&r.sa, &r.sb, &r.sc};
-      for (int k = 0; k < nsrc; ++k) {
+      auto source = [&]<class X>(int k, const X*& p, X& value) {
         const Operand& s = *srcs[k];
+        p = nullptr;
         if (s.kind == OperandKind::scalar) {
-          __builtin_memcpy(scal[k], &s.scalar_bits, sizeof(T));
-          *ptrs[k] = nullptr;
+          const auto bits = s.scalar_bits;  // 16-bit types: the low half
+          if constexpr (sizeof(X) == 4) value = __builtin_bit_cast(X, bits);
+          else value = __builtin_bit_cast(X, static_cast<std::uint16_t>(bits));
         } else if (s.strides[0] == 0 && inner > 1) {
-          __builtin_memcpy(scal[k], static_cast<const T*>(s.base) + elementwise::element_offset(s, first), sizeof(T));
-          *ptrs[k] = nullptr;
+          value = static_cast<const X*>(s.base)[elementwise::element_offset(s, first)];
         } else {
-          *ptrs[k] = static_cast<const T*>(s.base) + elementwise::element_offset(s, first);
+          p = static_cast<const X*>(s.base) + elementwise::element_offset(s, first);
         }
-      }
+      };
+      if (nsrc > 0) source(0, r.a, r.sa);
+      if (nsrc > 1) source(1, r.b, r.sb);
+      if (nsrc > 2) source(2, r.c, r.sc);
       if (!fn(ins.op, r)) return false;
     }
     return true;
   };
+  using std::uint16_t;
   switch (dst.type) {
     case ElemType::f32:
+      if (mixed)
+        return run_rows(float{}, uint16_t{}, [](DsdOpCode, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunMixedMac)(r); });
       // A declined op (mac without FMA) declines on the first row, before any store.
-      return run_rows(float{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunF32)(op, r); });
+      return run_rows(float{}, float{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunF32)(op, r); });
     case ElemType::i32:
-      return run_rows(std::int32_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunI32)(op, r); });
+      return run_rows(std::int32_t{}, std::int32_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunI32)(op, r); });
     case ElemType::u32:
-      return run_rows(std::uint32_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunU32)(op, r); });
+      return run_rows(std::uint32_t{}, std::uint32_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunU32)(op, r); });
     case ElemType::i16:
-      return run_rows(std::int16_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunI16)(op, r); });
+      return run_rows(std::int16_t{}, std::int16_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunI16)(op, r); });
     case ElemType::u16:
-      return run_rows(std::uint16_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunU16)(op, r); });
+      return run_rows(uint16_t{}, uint16_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunU16)(op, r); });
+    case ElemType::f16:  // raw bits; a declined op (bf16 mac without f64 lanes) declines on the first row
+      return run_rows(uint16_t{}, uint16_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunF16)(op, r); });
+    case ElemType::bf16:
+      return run_rows(uint16_t{}, uint16_t{}, [](DsdOpCode op, const auto& r) { return WSE_DETAIL_SIMD_CALL(RunBF16)(op, r); });
   }
   return false;
 #else

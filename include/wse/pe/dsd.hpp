@@ -184,8 +184,9 @@ template <class T> struct DsdTraits<FabOut<T>> { static constexpr bool is_dsd = 
 template <class D> concept Dsd = detail::DsdTraits<D>::is_dsd;
 /// A DSD that can be written (memory or fabric output).
 template <class D> concept DestDsd = Dsd<D> && !(detail::DsdTraits<D>::is_fabric && !detail::DsdTraits<D>::is_out);
-/// A DSD or scalar that can be read (memory, fabric input, or a scalar value).
+/// A DSD or scalar that can be read (memory, fabric input, or a scalar value: a number or a
+/// wse::f16 / wse::bf16).
 template <class S> concept SourceOperand =
-    std::is_arithmetic_v<S> || (Dsd<S> && !detail::DsdTraits<S>::is_out);
+    std::is_arithmetic_v<S> || DsdElement<S> || (Dsd<S> && !detail::DsdTraits<S>::is_out);
 
 }  // namespace wse

@@ -99,27 +99,30 @@ constexpr float round_half_even(float x) {
   return x < 0 ? -r : r;
 }
 
-/// b * c + a with one rounding (IEEE fusedMultiplyAdd, round to nearest even) computed in
-/// binary64, for targets without a fused instruction or a correctly rounded fmaf: the product
-/// of two floats is exact in double; the sum p + a is rounded to odd (round to nearest, then
-/// TwoSum's exact error says whether to step to the odd neighbour); rounding a round-to-odd
-/// value of >= 26 bits to float is correctly rounded (Boldo & Melquiond, 2008).
-inline float fma_f32_binary64(float b, float c, float a) {
+/// p + a rounded to odd in binary64 (round to nearest, then TwoSum's exact error says whether
+/// to step to the odd neighbour). Rounding that once more to a format of at most 51 bits gives
+/// the correctly rounded p + a (Boldo & Melquiond, 2008). Infinities and NaN as IEEE adds them.
+inline double sum_round_to_odd(double p, double a) {
   static_assert(std::numeric_limits<double>::is_iec559 && std::numeric_limits<double>::digits == 53,
-                "fma_f32_binary64 needs IEEE binary64 doubles");
-  static_assert(__FLT_EVAL_METHOD__ == 0, "fma_f32_binary64 needs double arithmetic without excess precision");
-  const double p = static_cast<double>(b) * static_cast<double>(c);  // exact (48 bits)
-  const double ad = a;
-  const double s = p + ad;
-  if (!(s - s == 0.0)) return static_cast<float>(s);  // infinity or NaN: IEEE rules as they are
-  const double bp = s - ad, ba = s - bp;
-  const double err = (p - bp) + (ad - ba);  // p + a == s + err exactly (TwoSum)
+                "the fused ops need IEEE binary64 doubles");
+  static_assert(__FLT_EVAL_METHOD__ == 0, "the fused ops need double arithmetic without excess precision");
+  const double s = p + a;
+  if (!(s - s == 0.0)) return s;  // infinity or NaN
+  const double bp = s - a, ba = s - bp;
+  const double err = (p - bp) + (a - ba);  // p + a == s + err exactly (TwoSum)
   std::uint64_t bits = std::bit_cast<std::uint64_t>(s);
   if (err != 0.0 && (bits & 1u) == 0) {  // inexact with an even last bit: step to the odd neighbour
     const bool away = (err > 0.0) == (s > 0.0);
     bits = away ? bits + 1 : bits - 1;
   }
-  return static_cast<float>(std::bit_cast<double>(bits));
+  return std::bit_cast<double>(bits);
+}
+
+/// b * c + a with one rounding (IEEE fusedMultiplyAdd, round to nearest even) computed in
+/// binary64, for targets without a fused instruction or a correctly rounded fmaf: the product
+/// of two floats is exact in double (48 bits) and the sum is rounded to odd at 53 >= 26 bits.
+inline float fma_f32_binary64(float b, float c, float a) {
+  return static_cast<float>(sum_round_to_odd(static_cast<double>(b) * static_cast<double>(c), a));
 }
 
 /// b * c + a with one rounding. Uses the compiler's fused instruction (__FP_FAST_FMAF) or
@@ -134,12 +137,28 @@ inline float fma_f32(float b, float c, float a) {
 #endif
 }
 
-/// Converts bits of type `from` to type `to`. f32 -> integer rounds to nearest even and
-/// saturates (NaN -> 0); integer -> integer wraps; integer -> f32 rounds to nearest even.
+// ---- f16 and bf16 ------------------------------------------------------------------------
+
+constexpr detail::HalfFormat half_format(ElemType t) {
+  return t == ElemType::f16 ? detail::f16_format : detail::bf16_format;
+}
+/// Value of f16 or bf16 bits as a float, exactly (NaN payloads kept).
+constexpr float half_to_f32(ElemType t, std::uint32_t b) {
+  const auto h = static_cast<std::uint16_t>(b);
+  return t == ElemType::f16 ? f16::from_bits(h).to_float() : bf16::from_bits(h).to_float();
+}
+/// `x` rounded once to f16 or bf16 (round to nearest even, overflow to infinity).
+constexpr std::uint32_t round_to(ElemType t, double x) { return detail::round_to_half(x, half_format(t)); }
+
+/// Converts bits of type `from` to type `to`. A float (f32, f16, bf16) -> integer rounds to
+/// nearest even and saturates (NaN -> 0); integer -> integer wraps; to f32, f16 or bf16 rounds
+/// to nearest even (f16/bf16 -> f32 is exact); a NaN stays NaN with its payload, quieted.
 constexpr std::uint32_t convert(ElemType to, ElemType from, std::uint32_t b) {
   if (to == from) return b;
-  if (from == ElemType::f32) {
-    const float f = as_f32(b);
+  if (is_float_type(from)) {
+    const float f = from == ElemType::f32 ? as_f32(b) : half_to_f32(from, b);
+    if (to == ElemType::f32) return __builtin_isnan(f) ? bits_of(f) | 0x00400000u : bits_of(f);
+    if (to == ElemType::f16 || to == ElemType::bf16) return round_to(to, f);
     if (__builtin_isnan(f)) return 0;
     double lo, hi;
     switch (to) {
@@ -154,6 +173,7 @@ constexpr std::uint32_t convert(ElemType to, ElemType from, std::uint32_t b) {
   }
   const std::int64_t v = as_int(from, b);
   if (to == ElemType::f32) return bits_of(static_cast<float>(v));
+  if (to == ElemType::f16 || to == ElemType::bf16) return round_to(to, static_cast<double>(v));  // v exact in double
   return from_int(to, v);
 }
 
@@ -163,12 +183,50 @@ constexpr std::uint32_t convert(ElemType to, ElemType from, std::uint32_t b) {
 inline constexpr std::uint32_t canonical_nan_bits = 0x7fc00000u;
 constexpr std::uint32_t arith_result(float r) { return __builtin_isnan(r) ? canonical_nan_bits : bits_of(r); }
 
-/// One element of `op` in type `t` (sources already in type t, except cvt whose source is
-/// in `src_type`). Returns the result bits.
-inline std::uint32_t compute(DsdOpCode op, ElemType t, ElemType src_type, std::uint32_t a, std::uint32_t b,
-                             std::uint32_t c) {
+/// The one NaN f16 and bf16 arithmetic returns, for the same reason.
+inline constexpr std::uint32_t canonical_nan_f16_bits = 0x7e00u;
+inline constexpr std::uint32_t canonical_nan_bf16_bits = 0x7fc0u;
+constexpr std::uint32_t half_arith_result(ElemType t, double r) {
+  if (__builtin_isnan(r)) return t == ElemType::f16 ? canonical_nan_f16_bits : canonical_nan_bf16_bits;
+  return round_to(t, r);
+}
+
+/// One element of `op` on f16 or bf16 operands, rounded to that type. Operands widen exactly
+/// to double, where f16 sums and all f16/bf16 products are exact and a bf16 sum is rounded at
+/// 53 >= 2*8+2 bits (harmless before rounding to 8 bits): each result is rounded once to the
+/// 16-bit format, as arithmetic in that format rounds. mac rounds the exact product plus `a`
+/// to odd first, so it too rounds once.
+inline std::uint32_t compute_half(DsdOpCode op, ElemType t, std::uint32_t a, std::uint32_t b, std::uint32_t c) {
+  const double x = half_to_f32(t, a), y = half_to_f32(t, b);
+  switch (op) {
+    case DsdOpCode::add: return half_arith_result(t, x + y);
+    case DsdOpCode::sub: return half_arith_result(t, x - y);
+    case DsdOpCode::mul: return half_arith_result(t, x * y);
+    case DsdOpCode::mac: return half_arith_result(t, sum_round_to_odd(y * static_cast<double>(half_to_f32(t, c)), x));
+    // As for f32: a NaN operand yields the other; of two equal operands the first.
+    case DsdOpCode::max: return __builtin_isnan(x) ? b : __builtin_isnan(y) ? a : x >= y ? a : b;
+    case DsdOpCode::min: return __builtin_isnan(x) ? b : __builtin_isnan(y) ? a : x <= y ? a : b;
+    case DsdOpCode::neg: return (a ^ 0x8000u) & 0xffffu;
+    case DsdOpCode::abs: return a & 0x7fffu;
+    default: return 0;  // bitwise ops on floats are rejected at compile time
+  }
+}
+
+/// The mixed-precision mac, a (f32) + b * c (f16): the f16 product is exact in float, so one
+/// float add is the fused result, rounded once to f32.
+inline std::uint32_t compute_mixed_mac(std::uint32_t a, std::uint32_t b, std::uint32_t c) {
+  const float p = half_to_f32(ElemType::f16, b) * half_to_f32(ElemType::f16, c);
+  return arith_result(as_f32(a) + p);
+}
+
+/// One element of `op` with destination type `t`. Sources are in type t except cvt's (in
+/// `a_type`) and the mixed mac's b and c (`b_type` f16, destination f32). Returns the result bits.
+inline std::uint32_t compute(DsdOpCode op, ElemType t, ElemType a_type, ElemType b_type, std::uint32_t a,
+                             std::uint32_t b, std::uint32_t c) {
   if (op == DsdOpCode::mov) return a;
-  if (op == DsdOpCode::cvt) return convert(t, src_type, a);
+  if (op == DsdOpCode::cvt) return convert(t, a_type, a);
+  if (t == ElemType::f16 || t == ElemType::bf16) return compute_half(op, t, a, b, c);
+  if (t == ElemType::f32 && op == DsdOpCode::mac && b_type == ElemType::f16) return compute_mixed_mac(a, b, c);
   if (t == ElemType::f32) {
     const float x = as_f32(a), y = as_f32(b);
     switch (op) {
@@ -205,6 +263,11 @@ inline std::uint32_t compute(DsdOpCode op, ElemType t, ElemType src_type, std::u
       return is_signed(t) ? from_int(t, x >> (b % width)) : from_int(t, static_cast<std::int64_t>(ux >> (b % width)));
     default: return 0;
   }
+}
+
+/// One element of instruction `ins` from its source values (raw bits; 16-bit types in the low half).
+inline std::uint32_t compute(const DsdInstr& ins, std::uint32_t a, std::uint32_t b, std::uint32_t c) {
+  return compute(ins.op, ins.dst.type, ins.a.type, ins.b.type, a, b, c);
 }
 
 /// Number of source operands `op` reads.

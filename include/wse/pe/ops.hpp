@@ -19,7 +19,7 @@ enum class DsdOpCode : std::uint8_t {
   add,   ///< d = a + b
   sub,   ///< d = a - b
   mul,   ///< d = a * b
-  mac,   ///< d = a + b * c   (fp32: fused, one rounding)
+  mac,   ///< d = a + b * c   (floats: fused, one rounding; also d, a f32 with b, c f16)
   max,   ///< d = max(a, b)
   min,   ///< d = min(a, b)
   neg,   ///< d = -a
@@ -29,7 +29,7 @@ enum class DsdOpCode : std::uint8_t {
   bxor,  ///< d = a ^ b        (integers)
   shl,   ///< d = a << b       (integers, b taken modulo the bit width)
   shr,   ///< d = a >> b       (integers: arithmetic for signed, logical for unsigned)
-  cvt,   ///< d = a converted to d's type (f32 <-> integers: round to nearest even / truncate)
+  cvt,   ///< d = a converted to d's type (to a float or from a float: round to nearest even)
 };
 
 /// Name for messages: "mov", "add", ...
@@ -53,10 +53,11 @@ template <class X> requires Dsd<X> struct ElemOfOperand<X> { using type = typena
 template <class X> using elem_of_operand = typename ElemOfOperand<X>::type;
 
 // A scalar fits a destination of element type T when it is the same kind of number: a float
-// for float; for integers the same size and signedness (so `7u` works for std::uint32_t
-// whether the target spells that `unsigned int` or `unsigned long`).
+// for float, a wse::f16 for f16 (likewise bf16); for integers the same size and signedness
+// (so `7u` works for std::uint32_t whether the target spells that `unsigned int` or `unsigned long`).
 template <class S, class T> constexpr bool scalar_fits() {
   if constexpr (std::is_same_v<S, T>) return true;
+  else if constexpr (!std::is_arithmetic_v<S> || !std::is_arithmetic_v<T>) return false;  // f16, bf16
   else if constexpr (std::is_floating_point_v<T> || std::is_floating_point_v<S>) return false;
   else return std::is_integral_v<S> && !std::is_same_v<S, bool> && sizeof(S) == sizeof(T) &&
               std::is_signed_v<S> == std::is_signed_v<T>;
@@ -75,21 +76,46 @@ template <class X> constexpr bool is_fabric_operand() {
   if constexpr (Dsd<X>) return DsdTraits<X>::is_fabric; else return false;
 }
 
+template <class X> constexpr bool is_half_operand() {
+  using E = elem_of_operand<X>;
+  return std::is_same_v<E, f16> || std::is_same_v<E, bf16>;
+}
+// The mixed-precision mac: d and a f32, b and c f16 (DSDs or wse::f16 scalars).
+template <DsdOpCode Op, class T, class... S> constexpr bool is_mixed_mac() {
+  if constexpr (Op == DsdOpCode::mac && std::is_same_v<T, float> && sizeof...(S) == 3) {
+    constexpr bool fits[3] = {source_fits<S, float>()...};
+    constexpr bool half[3] = {source_fits<S, f16>()...};
+    return fits[0] && half[1] && half[2];
+  } else {
+    return false;
+  }
+}
+// An f32 mac with a 16-bit float source that is not exactly the mixed signature.
+template <DsdOpCode Op, class T, class... S> constexpr bool is_near_mixed_mac() {
+  return Op == DsdOpCode::mac && std::is_same_v<T, float> && (is_half_operand<S>() || ...) &&
+         !is_mixed_mac<Op, T, S...>();
+}
+
 template <DsdOpCode Op, bool Async, class PE, class D, class... S>
 void issue(PE& pe, const D& dst, Completion done, const S&... src) {
   static_assert(DestDsd<D>, "the destination must be a memory DSD or a fabric output DSD");
   static_assert((SourceOperand<S> && ...),
                 "sources must be memory DSDs, fabric input DSDs, or scalars of a DSD element type");
   using T = typename DsdTraits<D>::elem;
-  if constexpr (Op != DsdOpCode::cvt) {
+  constexpr bool mixed = is_mixed_mac<Op, T, S...>();
+  if constexpr (is_near_mixed_mac<Op, T, S...>()) {
+    static_assert(!is_near_mixed_mac<Op, T, S...>(),
+                  "mixed-precision mac is mac(pe, d, a, b, c) with d and a f32 and both b and c f16 "
+                  "(f16 DSDs or wse::f16 scalars); bf16 has no mixed form");
+  } else if constexpr (Op != DsdOpCode::cvt && !mixed) {
     static_assert((source_fits<S, T>() && ...),
                   "every source must have the destination's element type (use cvt to convert; "
-                  "a scalar must be the same kind of number: 2.0f for float, an integer of the same "
-                  "size and signedness for integers, e.g. std::int16_t{2})");
+                  "a scalar must be the same kind of number: 2.0f for float, wse::f16::from_float(2.0f) "
+                  "for f16, an integer of the same size and signedness for integers, e.g. std::int16_t{2})");
   }
   if constexpr (Op == DsdOpCode::band || Op == DsdOpCode::bor || Op == DsdOpCode::bxor ||
                 Op == DsdOpCode::shl || Op == DsdOpCode::shr) {
-    static_assert(!std::is_same_v<T, float>, "bitwise and shift ops take integer elements only");
+    static_assert(std::is_integral_v<T>, "bitwise and shift ops take integer elements only");
   }
   static_assert(Async || (!is_fabric_operand<D>() && (!is_fabric_operand<S>() && ...)),
                 "an op with a fabric operand must be asynchronous: pass a completion such as "
@@ -98,10 +124,17 @@ void issue(PE& pe, const D& dst, Completion done, const S&... src) {
   ins.op = Op;
   ins.dst = to_operand(dst);
   Operand* slots[3] = {&ins.a, &ins.b, &ins.c};
-  int i = 0;
   if constexpr (Op == DsdOpCode::cvt) {
+    int i = 0;
     ((*slots[i++] = to_operand(src)), ...);  // cvt's source keeps its own element type
-  } else {
+  } else if constexpr (mixed) {
+    [&](const auto& a, const auto& b, const auto& c) {
+      *slots[0] = source_operand<float>(a);
+      *slots[1] = source_operand<f16>(b);
+      *slots[2] = source_operand<f16>(c);
+    }(src...);
+  } else if constexpr ((source_fits<S, T>() && ...)) {  // else a static_assert above has failed
+    int i = 0;
     ((*slots[i++] = source_operand<T>(src)), ...);
   }
   ins.async = Async;
@@ -159,7 +192,8 @@ WSE_DETAIL_BINARY_OP(shr, shr)
 #undef WSE_DETAIL_UNARY_OP
 #undef WSE_DETAIL_BINARY_OP
 
-/// d = a + b * c (fp32: fused multiply-add, one rounding). Synchronous.
+/// d = a + b * c (floats: fused multiply-add, one rounding). Also mixed precision: d and a
+/// f32, b and c f16 (the f16 product is exact in f32; one rounding to f32). Synchronous.
 template <class PE, class D, class A, class B, class C>
 void mac(PE& pe, const D& d, const A& a, const B& b, const C& c) {
   detail::issue<DsdOpCode::mac, false>(pe, d, Completion{}, a, b, c);

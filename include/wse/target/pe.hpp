@@ -356,7 +356,7 @@ template <FabricPort Port, class Config = DefaultConfig> class Pe {
       std::uint32_t v[3] = {0, 0, 0};
       for (int k = 0; k < nsrc; ++k)
         v[k] = srcs[k]->kind == OperandKind::scalar ? srcs[k]->scalar_bits : elementwise::load(*srcs[k], i);
-      elementwise::store(ins.dst, i, elementwise::compute(ins.op, ins.dst.type, ins.a.type, v[0], v[1], v[2]));
+      elementwise::store(ins.dst, i, elementwise::compute(ins, v[0], v[1], v[2]));
     }
   }
   void complete(Completion done) {
@@ -474,7 +474,7 @@ bool Pe<Port, Config>::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::ui
           v[k] = elementwise::load(s, a.next);
         }
       }
-      const std::uint32_t r = elementwise::compute(ins.op, ins.dst.type, ins.a.type, v[0], v[1], v[2]);
+      const std::uint32_t r = elementwise::compute(ins, v[0], v[1], v[2]);
       if (out != nullptr) {
         std::uint32_t bits = r;
         if (elem_size(ins.dst.type) == 2) {

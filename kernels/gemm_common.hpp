@@ -24,7 +24,8 @@ template <class PE>
 void accumulate_panel(PE& pe, Array<float> C, std::uint32_t mb, std::uint32_t nb, Array<float> A,
                       std::uint32_t a_col0, Array<float> B, std::uint32_t ldb, std::uint32_t b_row0,
                       std::uint32_t g) {
-  const Mem1d<float> c = mem1d(C);  // (mb*nb) the whole C block
+  // (mb, nb) the whole C block, shaped like the sources so the SIMD engine takes the op
+  const Mem4d<float> c = mem4d(C, {mb, nb}, {1, static_cast<std::int32_t>(mb)});
   for (std::uint32_t l = 0; l < g; ++l) {
     // (mb, nb) view of column a_col0 + l of A, repeated along j
     const Mem4d<float> a = mem4d(A, {mb, nb}, {1, 0}, (a_col0 + l) * mb);

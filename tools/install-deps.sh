@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages wse needs to build and test, if any are missing.
 # Usage: bash tools/install-deps.sh [extra-package ...]
 set -euo pipefail
-packages=(g++ cmake ninja-build libhwy-dev doctest-dev pkgconf python3 "$@")
+packages=(g++ cmake ninja-build libhwy-dev doctest-dev pkgconf python3 libopenblas-dev "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

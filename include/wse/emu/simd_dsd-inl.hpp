@@ -26,10 +26,16 @@ template <class D, class T> HWY_INLINE hn::Vec<D> operand(D d, const T* p, T s, 
 template <class T> HWY_INLINE T operand1(const T* p, T s, std::size_t i) { return p ? p[i] : s; }
 
 // One run of any lane type: full vectors, then the tail on a partial vector.
-template <class T, class Op> HWY_NOINLINE void lane_run(const Run<T>& r, Op op) {
+template <class T, class Op> HWY_NOINLINE void lane_run(const Run<T>& run, Op op) {
+  // A local copy: stores through r.d cannot alias it, so the loop keeps it in registers.
+  const Run<T> r = run;
   const hn::ScalableTag<T> d;
   const std::size_t lanes = hn::Lanes(d);
   std::size_t i = 0;
+  if (r.a && r.b && r.c) {  // three arrays (mac): no per-vector operand tests
+    for (; i + lanes <= r.n; i += lanes)
+      hn::StoreU(op(d, hn::LoadU(d, r.a + i), hn::LoadU(d, r.b + i), hn::LoadU(d, r.c + i)), d, r.d + i);
+  }
   for (; i + lanes <= r.n; i += lanes)
     hn::StoreU(op(d, operand(d, r.a, r.sa, i), operand(d, r.b, r.sb, i), operand(d, r.c, r.sc, i)), d, r.d + i);
   if (i < r.n) {

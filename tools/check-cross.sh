@@ -149,7 +149,7 @@ A64=$root/build/aarch64
 aarch64_build() {
   cmake -S . -B "$A64" -G Ninja --toolchain cmake/toolchains/aarch64-linux-gnu.cmake \
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE=-O2 -DWSE_WARNINGS_AS_ERRORS=ON \
-    -DWSE_BUILD_SAMPLES=OFF -DCMAKE_EXPORT_COMPILE_COMMANDS=ON || return 1
+    -DWSE_BUILD_SAMPLES=OFF -DWSE_BUILD_BENCH=OFF -DCMAKE_EXPORT_COMPILE_COMMANDS=ON || return 1
   local targets
   targets=$(cd tests && ls test_*.cpp | sed 's/\.cpp$//')
   # shellcheck disable=SC2086

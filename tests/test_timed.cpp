@@ -365,3 +365,58 @@ TEST_CASE("timed: jitter cannot be combined with timed mode") {
   CHECK(wse_test::contains(e, "jitter_percent"));
   CHECK(wse_test::contains(e, "timed"));
 }
+
+namespace {
+// Two colors on one link; the receiver drains the color sent second first. With hop latency
+// 2 (WSE-3) the first color's wavelets fill their router buffer while the second's must still
+// pass: a congested color never blocks another (docs/semantics.md), in timed mode too.
+template <class PE> struct OrderTx {
+  using Params = TwoColorParams;
+  float a[40] = {}, b[40] = {};
+  void init(PE& pe, const Params&) {
+    for (int i = 0; i < 40; ++i) {
+      a[i] = float(i);
+      b[i] = float(100 + i);
+    }
+    wse::export_function<&OrderTx::go>(pe, "go");
+  }
+  void go(PE& pe) {
+    wse::mov(pe, wse::fabout<float>(Color{0}, 40), wse::mem1d(a), wse::then_nothing());
+    wse::mov(pe, wse::fabout<float>(Color{1}, 40), wse::mem1d(b), wse::then_nothing());
+  }
+};
+template <class PE> struct OrderRx {
+  using Params = TwoColorParams;
+  static constexpr TaskId got_b_task{24}, got_a_task{25};
+  float a[40] = {}, b[40] = {};
+  void init(PE& pe, const Params&) {
+    wse::export_symbol(pe, "a", a);
+    wse::export_symbol(pe, "b", b);
+    wse::bind_local_task<&OrderRx::got_b>(pe, got_b_task);
+    wse::bind_local_task<&OrderRx::got_a>(pe, got_a_task);
+    wse::mov(pe, wse::mem1d(b), wse::fabin<float>(Color{1}, 40), wse::then_activate(got_b_task));
+  }
+  void got_b(PE& pe) { wse::mov(pe, wse::mem1d(a), wse::fabin<float>(Color{0}, 40), wse::then_activate(got_a_task)); }
+  void got_a(PE&) {}
+};
+}  // namespace
+
+TEST_CASE("timed: a congested color does not block another on the same link (hop latency 1 and 2)") {
+  for (const wse::arch::Arch* arch : {&wse::arch::wse2, &wse::arch::wse3})
+    for (std::uint16_t hops : {1, 3}) {
+      CAPTURE(arch->name);
+      CAPTURE(hops);
+      wse::Program prog(*arch, 1, static_cast<std::uint16_t>(hops + 1));
+      prog.add_region<OrderTx>(Rect{{0, 0}, 1, 1}, TwoColorParams{});
+      prog.add_region<OrderRx>(Rect{{0, hops}, 1, 1}, TwoColorParams{});
+      for (std::uint8_t c : {0, 1}) wse::routes::path(prog.route_sink(), Color{c}, {0, 0}, wse::south, hops + 1);
+      wse::host::Runtime rt(prog, timed_config());
+      const auto report = rt.call("go");
+      REQUIRE_MESSAGE(report.ok(), report.to_string());
+      const auto a = rt.read<float>("a", Rect{{0, hops}, 1, 1}, 40), b = rt.read<float>("b", Rect{{0, hops}, 1, 1}, 40);
+      for (int i = 0; i < 40; ++i) {
+        CHECK(a[i] == float(i));
+        CHECK(b[i] == float(100 + i));
+      }
+    }
+}

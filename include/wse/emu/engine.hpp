@@ -357,7 +357,8 @@ class Engine {
 
   // Phase B for one PE in timed mode: per direction at most one wavelet crosses each link
   // per cycle, in and out; colors take turns (round robin from the cycle number). With hop
-  // latency L > 1 a wavelet spends L - 1 cycles on the wire before it enters the router.
+  // latency L > 1 a wavelet spends L - 1 cycles on the wire before it enters the router; it
+  // only leaves when its buffer has room reserved, so the wire never blocks.
   bool pull_timed(Pe& pe) const {
     bool progress = false;
     const std::size_t n = pe.colors_.size();
@@ -406,7 +407,12 @@ class Engine {
         const auto slot = static_cast<std::size_t>(std::countr_zero(order));
         order &= order - 1;
         auto& cs = pe.colors_[slot];
-        if (stages == 0 && cs.in[d].full()) continue;
+        // Credit flow control: a wavelet enters the wire only when its color's router buffer
+        // has room for it and for those already on the wire, so one color's congestion never
+        // blocks another's on the same link (docs/semantics.md).
+        unsigned on_wire = 0;
+        for (unsigned j = 0; j < stages; ++j) on_wire += wire[j].slot == static_cast<std::int8_t>(slot);
+        if (cs.in[d].size() + on_wire >= cs.in[d].capacity()) continue;
         Wavelet w;
         if (InStream* is = cs.in_stream[d]) {
           if (!is->pending()) continue;

@@ -15,7 +15,7 @@
 // ---- begin wse/arch/arch.hpp ----
 /// \file
 /// Constexpr descriptions of target chips (WSE-2, WSE-3). Freestanding.
-/// Sources: vendor SDK documentation and examples (see DESIGN.md "Hardware reference").
+/// Sources: vendor SDK documentation and examples (see docs/DESIGN.md "Hardware reference").
 #include <cstdint>
 
 // ---- begin wse/core/types.hpp ----
@@ -989,13 +989,17 @@ constexpr Completion then_nothing() { return {}; }
 template <class PE> using TaskFn = void (*)(void* kernel, PE& pe, Wavelet w);
 
 namespace detail {
-template <class M> struct MethodTraits;
+template <class M> struct MethodTraits {
+  static constexpr bool valid = false;  // not a task method: check_method says what is
+};
 template <class K, class PE> struct MethodTraits<void (K::*)(PE&, Wavelet)> {
+  static constexpr bool valid = true;
   using kernel = K;
   using backend = PE;
   static constexpr bool takes_wavelet = true;
 };
 template <class K, class PE> struct MethodTraits<void (K::*)(PE&)> {
+  static constexpr bool valid = true;
   using kernel = K;
   using backend = PE;
   static constexpr bool takes_wavelet = false;
@@ -1017,8 +1021,13 @@ template <auto Method, class PE> constexpr void check_method() {
   static_assert(std::is_member_function_pointer_v<M>,
                 "bind_*_task<&Kernel::method>: pass a pointer to a kernel member function");
   using Traits = MethodTraits<M>;
-  static_assert(std::is_same_v<typename Traits::backend, PE>,
-                "task method must take the same backend type (PE&) the kernel is bound with");
+  static_assert(Traits::valid,
+                "a task method is a non-const, non-static member of the kernel returning void: "
+                "void method(PE& pe) for local and control tasks and launched functions, "
+                "void method(PE& pe, wse::Wavelet w) for data tasks");
+  if constexpr (Traits::valid)
+    static_assert(std::is_same_v<typename Traits::backend, PE>,
+                  "task method must take the same backend type (PE&) the kernel is bound with");
 }
 }  // namespace detail
 

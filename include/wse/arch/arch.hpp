@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// Constexpr descriptions of target chips (WSE-2, WSE-3). Freestanding.
-/// Sources: vendor SDK documentation and examples (see DESIGN.md "Hardware reference").
+/// Sources: vendor SDK documentation and examples (see docs/DESIGN.md "Hardware reference").
 #include <cstdint>
 
 #include "../core/types.hpp"

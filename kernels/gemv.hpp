@@ -69,7 +69,7 @@
 /// Exports (active PEs): symbols "A" (mb·nb T), "x" (nb T), "y" (mb Acc: the local product
 /// at every PE; y on gemv_y_area after a run), "b" (mb Acc, only on gemv_b_area, the west
 /// column, when Params::bias); function "gemv". A and b are unchanged by a launch, so "gemv"
-/// may be launched again with a new x (gemv_cols(p, i) more values on each column's stream).
+/// may be launched again with another x (gemv_cols(p, i) more values on each column's stream).
 ///
 /// Requirements (gemv_params_error checks them; init asserts them):
 ///   - area non-empty; m, n >= 1; acc_cols >= 1;

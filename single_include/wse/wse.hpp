@@ -3325,73 +3325,63 @@ inline void Pe::execute_now(const DsdInstr& ins, std::uint32_t length) {
 
 inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t& claimed_out) {
   if (a.next >= a.length) return false;  // done (a timed memory-only op waits for its completion)
-  // Fast exits, the common case: an earlier op holds a color, or the first element cannot move.
-  bool blocked = (a.in_mask & claimed_in) != 0 || (a.out_mask & claimed_out) != 0 || now_ < a.start;
-  for (int k = 0; k < 3 && !blocked; ++k)
-    blocked = a.in_slot[k] >= 0 && colors_[static_cast<std::size_t>(a.in_slot[k])].iq.empty();
-  if (!blocked && a.out_slot >= 0 && colors_[static_cast<std::size_t>(a.out_slot)].oq.full()) {
-    stalled_now_ = true;
-    blocked = true;
-  }
-  if (blocked) {
+  auto claim = [&] {
     claimed_in |= a.in_mask;
     claimed_out |= a.out_mask;
+  };
+  // Ops on one color run in issue order: wait while an earlier op still holds the color.
+  if ((a.in_mask & claimed_in) != 0 || (a.out_mask & claimed_out) != 0 || now_ < a.start) {
+    claim();
     return false;
   }
   const DsdInstr& ins = a.ins;
   const Operand* srcs[3] = {&ins.a, &ins.b, &ins.c};
   const int nsrc = detail::source_count(ins.op);
-  const std::uint64_t my_in = a.in_mask, my_out = a.out_mask;
   ColorState* in_cs[3] = {nullptr, nullptr, nullptr};
   for (int k = 0; k < nsrc; ++k)
     if (a.in_slot[k] >= 0) in_cs[k] = &colors_[static_cast<std::size_t>(a.in_slot[k])];
   ColorState* out_cs = a.out_slot >= 0 ? &colors_[static_cast<std::size_t>(a.out_slot)] : nullptr;
   bool progress = false;
-  // Ops on one color run in issue order: wait while an earlier op still holds the color.
-  if ((my_in & claimed_in) == 0 && (my_out & claimed_out) == 0 && now_ >= a.start) {
-    while (a.next < a.length) {
-      bool ready = !(out_cs && out_cs->oq.full());
-      for (int k = 0; k < nsrc && ready; ++k)
-        if (in_cs[k] && in_cs[k]->iq.empty()) ready = false;
-      if (!ready) {
-        if (out_cs && out_cs->oq.full()) stalled_now_ = true;
-        break;
-      }
-      std::uint32_t v[3] = {0, 0, 0};
-      for (int k = 0; k < nsrc; ++k) {
-        const Operand& s = *srcs[k];
-        if (s.kind == OperandKind::scalar) {
-          v[k] = s.scalar_bits;
-        } else if (s.kind == OperandKind::fabin) {
-          const Wavelet w = in_cs[k]->iq.front();
-          in_cs[k]->iq.pop();
-          ++stats_.received;
-          v[k] = elem_size(s.type) == 2 ? (w.data & 0xffffu) : w.data;
-        } else {
-          v[k] = detail::load(s, a.next);
-        }
-      }
-      // mov is most fabric traffic: skip the general element function for it.
-      const std::uint32_t r = ins.op == DsdOpCode::mov ? v[0] : detail::compute(ins, v[0], v[1], v[2]);
-      if (out_cs) {
-        std::uint32_t bits = r;
-        if (elem_size(ins.dst.type) == 2) {
-          bits = (r & 0xffffu) | (ins.dst.indexed ? static_cast<std::uint32_t>(static_cast<std::uint16_t>(ins.dst.index_base + a.next)) << 16 : 0u);
-        }
-        out_cs->oq.push(Wavelet{bits, ins.dst.control});
-        ++stats_.sent;
-      } else {
-        detail::store(ins.dst, a.next, r);
-      }
-      ++a.next;
-      progress = true;
-      if (timed_) break;  // fabric operands move one wavelet per cycle
+  while (a.next < a.length) {
+    bool ready = true;
+    for (int k = 0; k < nsrc && ready; ++k)
+      if (in_cs[k] && in_cs[k]->iq.empty()) ready = false;
+    if (ready && out_cs && out_cs->oq.full()) {
+      stalled_now_ = true;  // back-pressure: the op waits for output-queue space
+      ready = false;
     }
+    if (!ready) break;
+    std::uint32_t v[3] = {0, 0, 0};
+    for (int k = 0; k < nsrc; ++k) {
+      const Operand& s = *srcs[k];
+      if (s.kind == OperandKind::scalar) {
+        v[k] = s.scalar_bits;
+      } else if (s.kind == OperandKind::fabin) {
+        const Wavelet w = in_cs[k]->iq.front();
+        in_cs[k]->iq.pop();
+        ++stats_.received;
+        v[k] = elem_size(s.type) == 2 ? (w.data & 0xffffu) : w.data;
+      } else {
+        v[k] = detail::load(s, a.next);
+      }
+    }
+    // mov is most fabric traffic: skip the general element function for it.
+    const std::uint32_t r = ins.op == DsdOpCode::mov ? v[0] : detail::compute(ins, v[0], v[1], v[2]);
+    if (out_cs) {
+      std::uint32_t bits = r;
+      if (elem_size(ins.dst.type) == 2) {
+        bits = (r & 0xffffu) | (ins.dst.indexed ? static_cast<std::uint32_t>(static_cast<std::uint16_t>(ins.dst.index_base + a.next)) << 16 : 0u);
+      }
+      out_cs->oq.push(Wavelet{bits, ins.dst.control});
+      ++stats_.sent;
+    } else {
+      detail::store(ins.dst, a.next, r);
+    }
+    ++a.next;
+    progress = true;
+    if (timed_) break;  // fabric operands move one wavelet per cycle
   }
-  if (a.next < a.length) {
-    claimed_in |= my_in;
-    claimed_out |= my_out;
-  }
+  if (a.next < a.length) claim();
   return progress;
 }
 
@@ -3903,18 +3893,7 @@ class Engine {
   bool process_timed(Pe& pe) {
     pe.now_ = now_;
     pe.stalled_now_ = false;
-    bool progress = false;
-    if (!pe.pending_launches_.empty() && pe.ce_free() && pe.stalled_sends_.empty()) {
-      pe.ctx_ = Pe::Ctx::function;
-      pe.ctx_fn_ = pe.pending_launch_names_.front();
-      pe.begin_timed_task();
-      pe.pending_launches_.front()(pe.kernel_, pe, Wavelet{});
-      pe.end_timed_task();
-      ++pe.stats_.tasks_run;
-      pe.pending_launches_.erase(pe.pending_launches_.begin());
-      pe.pending_launch_names_.erase(pe.pending_launch_names_.begin());
-      progress = true;
-    }
+    bool progress = run_launches(pe, 1);
     if (pe.fault_) return progress;
     progress |= pe.route_step();
     progress |= pe.drain_stalled_sends();
@@ -3924,23 +3903,31 @@ class Engine {
     return progress;
   }
 
-  // Phase A for one PE: launches, then router / async ops / tasks until nothing moves.
-  bool process(Pe& pe) {
-    if (config_.timed) return process_timed(pe);
-    bool progress = false;
-    // A launched function starts like a task: not while the compute element is stalled on a
-    // send (the rest wait in pending_launches_, which keeps the PE awake).
+  // Starts up to `limit` pending launched functions. A launched function starts like a task:
+  // not while the compute element is stalled on a send or (timed mode) busy; the rest wait in
+  // pending_launches_, which keeps the PE awake.
+  static bool run_launches(Pe& pe, std::size_t limit) {
     std::size_t launched = 0;
-    for (; launched < pe.pending_launches_.size() && !pe.fault_ && pe.stalled_sends_.empty(); ++launched) {
+    for (; launched < std::min(limit, pe.pending_launches_.size()) && !pe.fault_ && pe.stalled_sends_.empty() &&
+           pe.ce_free();
+         ++launched) {
       pe.ctx_ = Pe::Ctx::function;
       pe.ctx_fn_ = pe.pending_launch_names_[launched];
+      if (pe.timed_) pe.begin_timed_task();
       pe.pending_launches_[launched](pe.kernel_, pe, Wavelet{});
+      if (pe.timed_) pe.end_timed_task();
       ++pe.stats_.tasks_run;
-      progress = true;
     }
     pe.pending_launches_.erase(pe.pending_launches_.begin(), pe.pending_launches_.begin() + static_cast<std::ptrdiff_t>(launched));
     pe.pending_launch_names_.erase(pe.pending_launch_names_.begin(),
                                    pe.pending_launch_names_.begin() + static_cast<std::ptrdiff_t>(launched));
+    return launched > 0;
+  }
+
+  // Phase A for one PE: launches, then router / async ops / tasks until nothing moves.
+  bool process(Pe& pe) {
+    if (config_.timed) return process_timed(pe);
+    bool progress = run_launches(pe, pe.pending_launches_.size());
     unsigned budget = config_.max_task_runs_per_epoch;
     for (unsigned iter = 0; iter < 64 && !pe.fault_; ++iter) {
       bool p = pe.drain_stalled_sends();

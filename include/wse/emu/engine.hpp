@@ -301,18 +301,7 @@ class Engine {
   bool process_timed(Pe& pe) {
     pe.now_ = now_;
     pe.stalled_now_ = false;
-    bool progress = false;
-    if (!pe.pending_launches_.empty() && pe.ce_free() && pe.stalled_sends_.empty()) {
-      pe.ctx_ = Pe::Ctx::function;
-      pe.ctx_fn_ = pe.pending_launch_names_.front();
-      pe.begin_timed_task();
-      pe.pending_launches_.front()(pe.kernel_, pe, Wavelet{});
-      pe.end_timed_task();
-      ++pe.stats_.tasks_run;
-      pe.pending_launches_.erase(pe.pending_launches_.begin());
-      pe.pending_launch_names_.erase(pe.pending_launch_names_.begin());
-      progress = true;
-    }
+    bool progress = run_launches(pe, 1);
     if (pe.fault_) return progress;
     progress |= pe.route_step();
     progress |= pe.drain_stalled_sends();
@@ -322,23 +311,31 @@ class Engine {
     return progress;
   }
 
-  // Phase A for one PE: launches, then router / async ops / tasks until nothing moves.
-  bool process(Pe& pe) {
-    if (config_.timed) return process_timed(pe);
-    bool progress = false;
-    // A launched function starts like a task: not while the compute element is stalled on a
-    // send (the rest wait in pending_launches_, which keeps the PE awake).
+  // Starts up to `limit` pending launched functions. A launched function starts like a task:
+  // not while the compute element is stalled on a send or (timed mode) busy; the rest wait in
+  // pending_launches_, which keeps the PE awake.
+  static bool run_launches(Pe& pe, std::size_t limit) {
     std::size_t launched = 0;
-    for (; launched < pe.pending_launches_.size() && !pe.fault_ && pe.stalled_sends_.empty(); ++launched) {
+    for (; launched < std::min(limit, pe.pending_launches_.size()) && !pe.fault_ && pe.stalled_sends_.empty() &&
+           pe.ce_free();
+         ++launched) {
       pe.ctx_ = Pe::Ctx::function;
       pe.ctx_fn_ = pe.pending_launch_names_[launched];
+      if (pe.timed_) pe.begin_timed_task();
       pe.pending_launches_[launched](pe.kernel_, pe, Wavelet{});
+      if (pe.timed_) pe.end_timed_task();
       ++pe.stats_.tasks_run;
-      progress = true;
     }
     pe.pending_launches_.erase(pe.pending_launches_.begin(), pe.pending_launches_.begin() + static_cast<std::ptrdiff_t>(launched));
     pe.pending_launch_names_.erase(pe.pending_launch_names_.begin(),
                                    pe.pending_launch_names_.begin() + static_cast<std::ptrdiff_t>(launched));
+    return launched > 0;
+  }
+
+  // Phase A for one PE: launches, then router / async ops / tasks until nothing moves.
+  bool process(Pe& pe) {
+    if (config_.timed) return process_timed(pe);
+    bool progress = run_launches(pe, pe.pending_launches_.size());
     unsigned budget = config_.max_task_runs_per_epoch;
     for (unsigned iter = 0; iter < 64 && !pe.fault_; ++iter) {
       bool p = pe.drain_stalled_sends();

@@ -8,7 +8,7 @@
 #define WSE_SINGLE_HEADER_KERNEL_PART_
 // ---- begin wse/kernel.hpp ----
 /// \file
-/// Everything a kernel needs: core, arch, fabric and pe layers. Freestanding.
+/// Everything a kernel needs: core, arch, fabric, pe and collectives layers. Freestanding.
 // ---- begin wse/arch.hpp ----
 /// \file
 /// The arch layer: constexpr chip descriptions. Freestanding.
@@ -229,9 +229,45 @@ inline constexpr Arch wse3{
 }  // namespace wse::arch
 // ---- end wse/arch/arch.hpp ----
 // ---- end wse/arch.hpp ----
-// ---- begin wse/core.hpp ----
+// ---- begin wse/collectives.hpp ----
 /// \file
-/// The core layer: config, assertions, strong types, wavelets, element types. Freestanding.
+/// The collectives layer, kernel side: Params, routes and the Collective state machine.
+/// Freestanding. The host builder is wse/collectives/build.hpp (included by wse/wse.hpp).
+// ---- begin wse/collectives/collective.hpp ----
+/// \file
+/// The kernel side of every collective: a small state machine a kernel keeps as a member.
+/// Freestanding.
+///
+///   template <class PE> struct MyKernel {
+///     struct Params { wse::collectives::Params sum; wse::TaskId done; };
+///     wse::collectives::Collective<PE, float> sum;   // one per collective the kernel joins
+///     void init(PE& pe, const Params& p) {
+///       wse::collectives::attach<&MyKernel::sum>(pe, *this, p.sum);
+///       bind_local_task<&MyKernel::on_done>(pe, p.done);
+///     }
+///     void go(PE& pe) { sum.start(pe, buf, wse::then_activate(done)); }   // every PE of the area
+///   };
+///
+/// Every PE of Params::area must call start() once per run with a buffer of
+/// buffer_elements(p) elements; the completion fires on each PE when its part is over (for
+/// the root of a reduce: when the result is in its buffer; for a receiver: when its data has
+/// arrived). A collective may be started again after its completion. Between start and
+/// completion the buffer belongs to the collective.
+///
+/// Roles (the routes come from collectives/routes.hpp):
+///  - line reduction, level l, groups of g, stride s = g^l: the PEs at multiples of s take
+///    part; participant k of a group (positions base + k·s, k < g) does
+///      k = last:      sends its buffer toward the group root              mov  fabout <- buf
+///      0 < k < last:  combines what arrives with its own and passes it on op   fabout <- fabin, buf
+///      k = 0:         combines what arrives into its buffer, next level   op   buf <- buf, fabin
+///    so each group is one pipelined chain (chain: one group of L; tree: pairs; two_phase:
+///    groups of ceil(sqrt L), then the group roots). Rows first, then column 0.
+///  - gather: PE p sends its chunk, then forwards the chunks from beyond it; the root receives
+///    them in order. Rows to column 0, then column 0 to the root, in blocks of w chunks.
+///  - scatter: the reverse (column 0 first, then the rows).
+///  - broadcast: one color, root -> row 0 -> every column, delivered to every PE on the way.
+#include <cstdint>
+
 // ---- begin wse/core/assert.hpp ----
 /// \file
 /// WSE_ASSERT: the one replaceable assertion of the library. Freestanding.
@@ -251,24 +287,15 @@ inline constexpr Arch wse3{
     }                                                      \
   } while (false)
 // ---- end wse/core/assert.hpp ----
-// ---- begin wse/core/config.hpp ----
+// ---- begin wse/pe/backend.hpp ----
 /// \file
-/// Library-wide configuration macros and the version. Freestanding.
+/// The backend a kernel runs against, as a concept; the helpers that reach it (activate,
+/// send, alloc, export); and ProbeBackend, a do-nothing backend used to inspect kernel types
+/// at compile time. Freestanding.
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
 
-#define WSE_VERSION_MAJOR 0
-#define WSE_VERSION_MINOR 1
-#define WSE_VERSION_PATCH 0
-
-namespace wse {
-/// Library version as {major, minor, patch}. Any caller; constant.
-struct Version {
-  int major;
-  int minor;
-  int patch;
-};
-inline constexpr Version version{WSE_VERSION_MAJOR, WSE_VERSION_MINOR, WSE_VERSION_PATCH};
-}  // namespace wse
-// ---- end wse/core/config.hpp ----
 // ---- begin wse/core/elem_type.hpp ----
 /// \file
 /// Element types a DSD can describe, and the mapping from C++ types. Freestanding.
@@ -440,25 +467,6 @@ template <DsdElement T> inline constexpr ElemType elem_type_of = detail::ElemOf<
 
 }  // namespace wse
 // ---- end wse/core/elem_type.hpp ----
-// ---- begin wse/core/type_name.hpp ----
-/// \file
-/// Compile-time type names for messages (kernel names in errors and reports). Freestanding.
-#include <string_view>
-
-namespace wse::detail {
-
-/// Name of T as the compiler spells it, e.g. "Hello<wse::emu::Pe>". Any caller; constexpr.
-template <class T> constexpr std::string_view type_name() {
-  std::string_view s = __PRETTY_FUNCTION__;
-  const auto start = s.find("T = ");
-  if (start == std::string_view::npos) return s;
-  s.remove_prefix(start + 4);
-  const auto end = s.find_first_of(";]");
-  return s.substr(0, end);
-}
-
-}  // namespace wse::detail
-// ---- end wse/core/type_name.hpp ----
 // ---- begin wse/core/wavelet.hpp ----
 /// \file
 /// Wavelets: the 32-bit unit of fabric traffic, its 16-bit data + 16-bit index form, and the
@@ -524,190 +532,6 @@ struct ControlPayload {
 
 }  // namespace wse
 // ---- end wse/core/wavelet.hpp ----
-// ---- end wse/core.hpp ----
-// ---- begin wse/fabric.hpp ----
-/// \file
-/// The fabric layer: routes, switches, filters and route builders. Freestanding.
-// ---- begin wse/fabric/patterns.hpp ----
-/// \file
-/// Route builders for common patterns. Each writes routes through a sink, any callable
-/// `sink(Coord, Color, ColorRoute)` (a program's `route_sink()` is one). Freestanding.
-#include <cstdint>
-
-// ---- begin wse/fabric/route.hpp ----
-/// \file
-/// Per-PE, per-color routing: switch positions (rx/tx port sets), ring mode and range filters.
-/// Freestanding.
-#include <cstdint>
-
-
-namespace wse {
-
-/// One switch position: where wavelets of a color come from (rx) and go to (tx, may fan out).
-struct RoutePosition {
-  PortSet rx{};
-  PortSet tx{};
-  friend constexpr bool operator==(RoutePosition, RoutePosition) = default;
-};
-
-/// Maximum number of switch positions per color route.
-inline constexpr unsigned max_switch_positions = 4;
-
-/// The route of one color at one PE: 1..4 switch positions. A control wavelet that asks to
-/// advance is routed with the current position; later wavelets use the next one. At the last
-/// position, `ring` wraps to position 0; without it the switch stays at the last position.
-struct ColorRoute {
-  RoutePosition positions[max_switch_positions]{};
-  std::uint8_t count = 1;
-  bool ring = false;
-
-  constexpr ColorRoute() = default;
-  /// A fixed route with one position.
-  constexpr ColorRoute(PortSet rx, PortSet tx) : positions{{rx, tx}}, count(1) {}
-  /// Adds a switch position (at most 4 in all). Returns *this for chaining.
-  constexpr ColorRoute& then(PortSet rx, PortSet tx) {
-    if (count < max_switch_positions) positions[count] = RoutePosition{rx, tx};
-    ++count;  // count > 4 is reported by program validation
-    return *this;
-  }
-  /// Makes the switch wrap from the last position back to position 0.
-  constexpr ColorRoute& ring_mode(bool on = true) {
-    ring = on;
-    return *this;
-  }
-  /// Union of rx ports over all positions.
-  constexpr PortSet all_rx() const {
-    PortSet s;
-    for (unsigned i = 0; i < count && i < max_switch_positions; ++i) s = s | positions[i].rx;
-    return s;
-  }
-  /// Union of tx ports over all positions.
-  constexpr PortSet all_tx() const {
-    PortSet s;
-    for (unsigned i = 0; i < count && i < max_switch_positions; ++i) s = s | positions[i].tx;
-    return s;
-  }
-  friend constexpr bool operator==(const ColorRoute&, const ColorRoute&) = default;
-};
-
-/// Range filter on a color at a PE: only data wavelets whose index (high 16 bits) lies in
-/// [lo, hi] are delivered to the compute element. Filtered wavelets still travel on along
-/// the route; control wavelets are never filtered.
-struct RangeFilter {
-  std::uint16_t lo = 0;
-  std::uint16_t hi = 0xffff;
-  constexpr bool passes(std::uint16_t index) const { return index >= lo && index <= hi; }
-  friend constexpr bool operator==(RangeFilter, RangeFilter) = default;
-};
-
-}  // namespace wse
-// ---- end wse/fabric/route.hpp ----
-
-namespace wse::routes {
-
-namespace detail {
-constexpr Coord step(Coord c, Port dir, int n) {
-  return Coord{static_cast<std::uint16_t>(c.x + port_dx(dir) * n),
-               static_cast<std::uint16_t>(c.y + port_dy(dir) * n)};
-}
-}  // namespace detail
-
-/// A line of `length` PEs starting at `root` heading `dir`. The root sends from its RAMP
-/// (or, when `root_rx` is not RAMP, forwards what enters from that port, e.g. a host stream
-/// at the fabric edge); every later PE receives the wavelet on its RAMP and forwards it.
-/// With `root_receives` the root also delivers to its own RAMP (only when root_rx != RAMP).
-/// Shape: root --dir--> ... --dir--> last; every non-root PE gets every wavelet.
-template <class Sink>
-constexpr void broadcast_line(Sink&& sink, Color color, Coord root, Port dir, std::uint16_t length,
-                              Port root_rx = Port::ramp, bool root_receives = false) {
-  for (std::uint16_t i = 0; i < length; ++i) {
-    const Coord c = detail::step(root, dir, i);
-    const bool last = i + 1 == length;
-    PortSet rx = i == 0 ? PortSet{root_rx} : PortSet{opposite(dir)};
-    PortSet tx = last ? PortSet{} : PortSet{dir};
-    if (i != 0 || (root_receives && root_rx != Port::ramp)) tx = tx | PortSet{Port::ramp};
-    sink(c, color, ColorRoute{rx, tx});
-  }
-}
-
-/// Row broadcast: the PE at `root` sends east to the next `length - 1` PEs of its row.
-template <class Sink>
-constexpr void row_broadcast(Sink&& sink, Color color, Coord root, std::uint16_t length) {
-  broadcast_line(sink, color, root, Port::east, length);
-}
-
-/// Column broadcast: the PE at `root` sends south to the next `length - 1` PEs of its column.
-template <class Sink>
-constexpr void column_broadcast(Sink&& sink, Color color, Coord root, std::uint16_t length) {
-  broadcast_line(sink, color, root, Port::south, length);
-}
-
-/// A point-to-point path: `from` sends (from RAMP, or forwards from `from_rx`) and only the
-/// PE `length - 1` hops away in `dir` receives; PEs between forward without delivering.
-template <class Sink>
-constexpr void path(Sink&& sink, Color color, Coord from, Port dir, std::uint16_t length,
-                    Port from_rx = Port::ramp) {
-  for (std::uint16_t i = 0; i < length; ++i) {
-    const Coord c = detail::step(from, dir, i);
-    const bool last = i + 1 == length;
-    PortSet rx = i == 0 ? PortSet{from_rx} : PortSet{opposite(dir)};
-    PortSet tx = last ? PortSet{Port::ramp} : PortSet{dir};
-    sink(c, color, ColorRoute{rx, tx});
-  }
-}
-
-/// The color PE number `i` of a checkerboard_chain sends on.
-constexpr Color checkerboard_send_color(const Color (&colors)[2], unsigned i) { return colors[i % 2]; }
-/// The color PE number `i` of a checkerboard_chain receives on (PE 0: from the edge).
-constexpr Color checkerboard_recv_color(const Color (&colors)[2], unsigned i) { return colors[(i + 1) % 2]; }
-
-/// The two-color checkerboard chain used for reductions along a row or column: along
-/// `length` PEs from `start` heading `dir`, PE i sends to PE i+1 and receives from PE i-1,
-/// on alternating colors so no PE receives and sends on one color. PE i sends on
-/// `colors[i % 2]` and receives on `colors[(i + 1) % 2]`. The first PE's receive route
-/// takes `first_rx` (default: none; pass the edge port to feed a host stream in), and the
-/// last PE's send route leaves through `dir` only when `last_tx_out` (e.g. to a host stream).
-template <class Sink>
-constexpr void checkerboard_chain(Sink&& sink, const Color (&colors)[2], Coord start, Port dir,
-                                  std::uint16_t length, bool first_rx_from_edge = false,
-                                  bool last_tx_out = false) {
-  for (std::uint16_t i = 0; i < length; ++i) {
-    const Coord c = detail::step(start, dir, i);
-    const Color send = checkerboard_send_color(colors, i);
-    const Color recv = checkerboard_recv_color(colors, i);
-    if (i + 1 < length || last_tx_out) sink(c, send, ColorRoute{Port::ramp, dir});
-    if (i > 0 || first_rx_from_edge) sink(c, recv, ColorRoute{opposite(dir), Port::ramp});
-  }
-}
-
-/// Every PE of `area` sends to its neighbor in `dir` (where one exists inside `area`) and
-/// receives from its neighbor on the opposite side. Two colors alternate by position
-/// parity along `dir`: a PE at parity p sends on colors[p] and receives on colors[1 - p].
-template <class Sink>
-constexpr void neighbor_exchange(Sink&& sink, const Color (&colors)[2], Rect area, Port dir) {
-  const bool horizontal = dir == Port::east || dir == Port::west;
-  for (std::uint16_t dy = 0; dy < area.height; ++dy) {
-    for (std::uint16_t dx = 0; dx < area.width; ++dx) {
-      const Coord c{static_cast<std::uint16_t>(area.origin.x + dx),
-                    static_cast<std::uint16_t>(area.origin.y + dy)};
-      const unsigned pos = horizontal ? dx : dy;
-      const unsigned parity = pos % 2;
-      const Coord next = detail::step(c, dir, 1);
-      const Coord prev = detail::step(c, opposite(dir), 1);
-      // Wrap-around of uint16 on the low side makes `contains` false, as wanted.
-      if (area.contains(next)) sink(c, colors[parity], ColorRoute{Port::ramp, dir});
-      if (area.contains(prev)) sink(c, colors[1 - parity], ColorRoute{opposite(dir), Port::ramp});
-    }
-  }
-}
-
-}  // namespace wse::routes
-// ---- end wse/fabric/patterns.hpp ----
-// ---- end wse/fabric.hpp ----
-// ---- begin wse/pe.hpp ----
-/// \file
-/// The pe layer: what a kernel author writes against (tasks, DSDs, ops, backend helpers).
-/// Freestanding.
 // ---- begin wse/pe/array.hpp ----
 /// \file
 /// Array<T>: a view of kernel memory (pointer + element count). Freestanding.
@@ -737,15 +561,6 @@ template <class T, std::size_t N> Array(T (&)[N]) -> Array<T>;
 
 }  // namespace wse
 // ---- end wse/pe/array.hpp ----
-// ---- begin wse/pe/backend.hpp ----
-/// \file
-/// The backend a kernel runs against, as a concept; the helpers that reach it (activate,
-/// send, alloc, export); and ProbeBackend, a do-nothing backend used to inspect kernel types
-/// at compile time. Freestanding.
-#include <concepts>
-#include <cstddef>
-#include <cstdint>
-
 // ---- begin wse/pe/ops.hpp ----
 /// \file
 /// DSD operations. Every op is elementwise, destination first, over `length` elements (the
@@ -1053,6 +868,30 @@ template <auto Method, class PE> void bind_control_task(PE& pe, TaskId id) {
   pe.bind_task(id, TaskKind::control, &detail::task_trampoline<Method, PE>);
 }
 
+namespace detail {
+template <class M> struct MemberObjectTraits;
+template <class K, class C> struct MemberObjectTraits<C K::*> {
+  using kernel = K;
+  using component = C;
+};
+template <auto Member, auto Method, class PE> void member_task_trampoline(void* kernel, PE& pe, Wavelet) {
+  auto* self = static_cast<typename MemberObjectTraits<decltype(Member)>::kernel*>(kernel);
+  ((self->*Member).*Method)(pe);
+}
+}  // namespace detail
+
+/// Binds `Method` (void (C::*)(PE&)) of the kernel's member object `Member` (C K::*) as local
+/// task `id`. For reusable parts of a kernel that own a task, such as a collective: the task
+/// table stores no extra pointer, the member's place in the kernel is a template argument.
+template <auto Member, auto Method, class PE> void bind_member_local_task(PE& pe, TaskId id) {
+  static_assert(std::is_member_object_pointer_v<decltype(Member)>,
+                "bind_member_local_task<&Kernel::member, &Member::method>: the first argument names a "
+                "member object of the kernel");
+  detail::check_method<Method, PE>();
+  static_assert(!detail::MethodTraits<decltype(Method)>::takes_wavelet, "a local task method is void method(PE&)");
+  pe.bind_task(id, TaskKind::local, &detail::member_task_trampoline<Member, Method, PE>);
+}
+
 /// Exports `Method` (void (K::*)(PE&)) under `name`; the host's launch(name) runs it once on
 /// every PE that exports it, like a task. Kernel code, in init().
 template <auto Method, class PE> void export_function(PE& pe, const char* name) {
@@ -1326,6 +1165,681 @@ inline constexpr bool fits_in_pe_memory = sizeof(K<ProbeBackend>) <= arch::max_p
 
 }  // namespace wse
 // ---- end wse/pe/backend.hpp ----
+// ---- begin wse/collectives/params.hpp ----
+/// \file
+/// Collectives: what each one does, its Params (filled by the host builder in
+/// collectives/build.hpp, read by the kernel-side Collective), the geometry every algorithm
+/// shares, and the timing model that chooses an algorithm. Freestanding.
+///
+/// Geometry. A collective runs over a rectangle `area` of w × h PEs (a row is h = 1, a column
+/// w = 1). Its root is the area's north-west PE. Every algorithm works along lines: first
+/// along each row (toward column 0), then along column 0 (toward the root); scatters run the
+/// other way. The PE at (x, y) of the area has index y·w + x.
+#include <cstdint>
+
+
+namespace wse::collectives {
+
+/// What a collective does. n is Params::count, P the number of PEs (w·h), buf the buffer
+/// each PE passes to Collective::start.
+enum class Kind : std::uint8_t {
+  broadcast,       ///< the root's buf[0, n) -> buf[0, n) of every PE
+  reduce,          ///< op over every PE's buf[0, n) -> the root's buf[0, n)
+  allreduce,       ///< op over every PE's buf[0, n) -> buf[0, n) of every PE
+  scatter,         ///< the root's buf[i·n, (i+1)·n) -> buf[i·n, (i+1)·n) of PE i (buf: P·n)
+  gather,          ///< buf[i·n, (i+1)·n) of PE i -> the same place in the root's buf (buf: P·n)
+  allgather,       ///< gather, then every PE holds all P·n elements (buf: P·n)
+  reduce_scatter,  ///< op over every PE's buf[0, P·n); PE i ends with chunk i at buf[i·n, (i+1)·n)
+};
+/// The combining operation of reduce, allreduce and reduce_scatter.
+enum class Op : std::uint8_t { sum, max, min };
+/// How reductions travel along a line of L PEs. All move n elements per message, streaming.
+enum class Algorithm : std::uint8_t {
+  automatic,  ///< the host builder picks the fastest by the timing model (predict_cycles)
+  chain,      ///< one pipelined chain: each PE adds what arrives to its own and passes it on
+  tree,       ///< binary tree: log2(L) rounds of pairs, distances 1, 2, 4, ...; one color per round
+  two_phase,  ///< chains within groups of ceil(sqrt(L)) PEs, then a chain over the group roots
+};
+
+constexpr const char* kind_name(Kind k) {
+  constexpr const char* names[] = {"broadcast", "reduce", "allreduce", "scatter", "gather", "allgather", "reduce_scatter"};
+  return names[static_cast<unsigned>(k)];
+}
+constexpr const char* op_name(Op o) {
+  constexpr const char* names[] = {"sum", "max", "min"};
+  return names[static_cast<unsigned>(o)];
+}
+constexpr const char* algorithm_name(Algorithm a) {
+  constexpr const char* names[] = {"automatic", "chain", "tree", "two_phase"};
+  return names[static_cast<unsigned>(a)];
+}
+/// True for the kinds whose buffers hold one chunk of n per PE (P·n elements).
+constexpr bool chunked(Kind k) {
+  return k == Kind::scatter || k == Kind::gather || k == Kind::allgather || k == Kind::reduce_scatter;
+}
+constexpr bool reduces(Kind k) { return k == Kind::reduce || k == Kind::allreduce || k == Kind::reduce_scatter; }
+
+/// Rounds of a line reduction with groups of g: the least r with g^r >= L (0 when L <= 1).
+inline constexpr unsigned max_levels = 12;  // 2^11 = 2048 > 1176, the tallest fabric
+
+/// How one dimension (the rows, or column 0) is reduced, gathered or scattered.
+struct LinePlan {
+  std::uint16_t length = 1;   ///< PEs on the line (w for rows, h for column 0)
+  std::uint16_t group = 2;    ///< participants per group at each reduction level
+  std::uint8_t levels = 0;    ///< reduction levels
+  /// Colors of reduction level l: a participant k > 0 of a group sends on reduce[l][k % 2].
+  Color reduce[max_levels][2]{};
+  /// Gather/scatter chain: position p sends on move[p % 2].
+  Color move[2]{};
+};
+
+/// Everything a PE needs to take part in one collective. Built by the host (build.hpp);
+/// identical on every PE of the area.
+struct Params {
+  Kind kind = Kind::allreduce;
+  Op op = Op::sum;
+  ElemType type = ElemType::f32;
+  Algorithm algorithm = Algorithm::chain;  ///< as chosen (never automatic here)
+  Rect area{};
+  std::uint32_t count = 0;  ///< n: elements per PE (reduce, broadcast) or per chunk (chunked kinds)
+  LinePlan row{}, col{};
+  Color bcast{};            ///< the broadcast color (broadcast, allreduce, allgather)
+  TaskId task{};            ///< the local task that moves the collective from step to step
+};
+
+/// Elements of the buffer every PE passes to start(): n, or P·n for chunked kinds.
+constexpr std::uint32_t buffer_elements(const Params& p) {
+  return chunked(p.kind) ? p.count * p.area.width * p.area.height : p.count;
+}
+
+// ---- line geometry ---------------------------------------------------------------------
+
+/// g^l, saturating at 65535.
+constexpr std::uint32_t stride_at(std::uint32_t g, unsigned l) {
+  std::uint32_t s = 1;
+  for (unsigned i = 0; i < l && s < 65536; ++i) s *= g;
+  return s;
+}
+constexpr unsigned levels_for(std::uint32_t length, std::uint32_t g) {
+  unsigned l = 0;
+  while (stride_at(g, l) < length) ++l;
+  return l;
+}
+/// Participants of level l (PEs whose position is a multiple of g^l).
+constexpr std::uint32_t participants(std::uint32_t length, std::uint32_t g, unsigned l) {
+  const std::uint32_t s = stride_at(g, l);
+  return (length + s - 1) / s;
+}
+/// Group size for an algorithm on a line of `length` PEs.
+constexpr std::uint16_t group_for(Algorithm a, std::uint32_t length) {
+  if (length <= 2) return 2;
+  if (a == Algorithm::tree) return 2;
+  if (a == Algorithm::two_phase) {
+    std::uint32_t g = 2;
+    while (g * g < length) ++g;
+    return static_cast<std::uint16_t>(g);
+  }
+  return static_cast<std::uint16_t>(length);  // chain: one group
+}
+/// Does level l use reduce[l][1] (a group with 2+ participants) / reduce[l][0] (3+)?
+constexpr bool level_uses_color(std::uint32_t length, std::uint32_t g, unsigned l, unsigned which) {
+  const std::uint32_t p = participants(length, g, l);
+  const std::uint32_t m = p < g ? p : g;  // the first group is the largest
+  return which == 1 ? m >= 2 : m >= 3;
+}
+
+// ---- timing model ------------------------------------------------------------------------
+// Cycles the timed emulator charges (docs/timing.md), simplified: each message element moves
+// one hop per cycle and streams at one element per cycle; each PE on a chain adds the latency
+// of its streaming op; each level or stage starts with a task switch and an op issue.
+
+/// Fixed cost of starting one step at a PE: task switch, op issue, queue hand-offs.
+constexpr std::uint32_t step_cycles(const arch::Arch& a) { return a.cycles.task_switch + a.cycles.dsd_issue + 2u; }
+/// Latency a streaming combine adds per PE it passes (input queue, op, output queue).
+constexpr std::uint32_t pass_cycles(const arch::Arch& a) { return a.hop_latency_cycles + 3u; }
+
+/// Predicted cycles of a reduction of n elements along a line of `length` PEs, group g.
+constexpr std::uint64_t line_reduce_cycles(const arch::Arch& a, std::uint32_t length, std::uint32_t g, std::uint32_t n) {
+  std::uint64_t t = 0;
+  for (unsigned l = 0; l < levels_for(length, g); ++l) {
+    const std::uint32_t p = participants(length, g, l), m = p < g ? p : g, s = stride_at(g, l);
+    t += step_cycles(a) + std::uint64_t{m - 1} * (pass_cycles(a) + std::uint64_t{s - 1} * a.hop_latency_cycles) + n;
+  }
+  return t;
+}
+/// Predicted cycles of moving `total` elements along a chain of `length` PEs (gather/scatter).
+constexpr std::uint64_t line_move_cycles(const arch::Arch& a, std::uint32_t length, std::uint64_t total) {
+  return length <= 1 ? 0 : 2u * step_cycles(a) + std::uint64_t{length - 1} * pass_cycles(a) + total;
+}
+/// Predicted cycles of a broadcast of n elements over a w × h area from its north-west PE.
+constexpr std::uint64_t broadcast_cycles(const arch::Arch& a, Rect r, std::uint64_t n) {
+  return r.area() <= 1 ? 0 : step_cycles(a) + std::uint64_t{r.width - 1u + r.height - 1u} * a.hop_latency_cycles + n + 2;
+}
+
+/// Predicted cycles of the whole collective described by `p` (after its routes are set).
+constexpr std::uint64_t predict_cycles(const arch::Arch& a, const Params& p) {
+  const std::uint32_t w = p.area.width, h = p.area.height, n = p.count;
+  const std::uint64_t all = std::uint64_t{n} * w * h;
+  const std::uint32_t rn = p.kind == Kind::reduce_scatter ? static_cast<std::uint32_t>(all) : n;
+  std::uint64_t t = 0;
+  if (reduces(p.kind)) t += line_reduce_cycles(a, w, p.row.group, rn) + line_reduce_cycles(a, h, p.col.group, rn);
+  switch (p.kind) {
+    case Kind::broadcast:
+    case Kind::allreduce: t += broadcast_cycles(a, p.area, n); break;
+    case Kind::gather:
+    case Kind::scatter:
+    case Kind::reduce_scatter: t += line_move_cycles(a, w, std::uint64_t{n} * (w - 1)) + line_move_cycles(a, h, all - std::uint64_t{n} * w); break;
+    case Kind::allgather:
+      t += line_move_cycles(a, w, std::uint64_t{n} * (w - 1)) + line_move_cycles(a, h, all - std::uint64_t{n} * w) +
+           broadcast_cycles(a, p.area, all);
+      break;
+    default: break;
+  }
+  return t;
+}
+
+/// The simple lower bound a collective is measured against: hop latency to the PE farthest
+/// from the root, plus the wavelets that must cross the busiest point: n for broadcast,
+/// reduce and allreduce; for the chunked kinds the (P − 1)·n elements that enter or leave the
+/// root, over its one (line) or two (rectangle) links.
+constexpr std::uint64_t lower_bound_cycles(const arch::Arch& a, const Params& p) {
+  const std::uint64_t P = std::uint64_t{p.area.width} * p.area.height;
+  if (P <= 1) return 0;
+  const std::uint64_t hops = std::uint64_t{p.area.width - 1u + p.area.height - 1u} * a.hop_latency_cycles;
+  if (!chunked(p.kind)) return hops + p.count;
+  const std::uint64_t links = p.area.width > 1 && p.area.height > 1 ? 2 : 1;
+  return hops + ((P - 1) * p.count + links - 1) / links;
+}
+
+}  // namespace wse::collectives
+// ---- end wse/collectives/params.hpp ----
+
+namespace wse::collectives {
+
+namespace detail {
+/// The stages of each Kind, in order; every PE walks them and skips those it has no part in.
+enum class Stage : std::uint8_t { row_reduce, col_reduce, bcast, row_gather, col_gather, col_scatter, row_scatter, end };
+inline constexpr Stage stage_table[7][5] = {
+    {Stage::bcast, Stage::end},                                                               // broadcast
+    {Stage::row_reduce, Stage::col_reduce, Stage::end},                                       // reduce
+    {Stage::row_reduce, Stage::col_reduce, Stage::bcast, Stage::end},                         // allreduce
+    {Stage::col_scatter, Stage::row_scatter, Stage::end},                                     // scatter
+    {Stage::row_gather, Stage::col_gather, Stage::end},                                       // gather
+    {Stage::row_gather, Stage::col_gather, Stage::bcast, Stage::end},                         // allgather
+    {Stage::row_reduce, Stage::col_reduce, Stage::col_scatter, Stage::row_scatter, Stage::end}  // reduce_scatter
+};
+}  // namespace detail
+
+template <class PE, class T> class Collective {
+ public:
+  /// Takes the Params of this collective (from the host builder). Call through attach().
+  void init(PE& pe, const Params& p) {
+    WSE_ASSERT(p.type == elem_type_of<T>, "Collective<PE, T>: Params::type differs from T (build it with the same type)");
+    const Coord c = pe.coord();
+    WSE_ASSERT(p.area.contains(c), "Collective: this PE is outside Params::area");
+    p_ = p;
+    x_ = static_cast<std::uint16_t>(c.x - p.area.origin.x);
+    y_ = static_cast<std::uint16_t>(c.y - p.area.origin.y);
+  }
+
+  /// Starts this PE's part on `buf` (buffer_elements(p) elements, see Kind); `done` fires when
+  /// it is over. Kernel code, on every PE of the area.
+  void start(PE& pe, Array<T> buf, Completion done) {
+    WSE_ASSERT(!running_, "Collective::start: the previous run has not completed");
+    WSE_ASSERT(buf.size() >= buffer_elements(p_), "Collective::start: buffer smaller than buffer_elements(params)");
+    buf_ = buf;
+    done_ = done;
+    stage_ = 0;
+    step_ = 0;
+    running_ = true;
+    resume(pe);
+  }
+
+  /// True between start() and the completion.
+  bool running() const { return running_; }
+  const Params& params() const { return p_; }
+
+  /// The collective's own task: issues this PE's next op, or fires the completion. Bound by
+  /// attach(); not for kernel code.
+  void resume(PE& pe) {
+    for (;;) {
+      const Stage st = stages(p_.kind)[stage_];
+      if (st == Stage::end) {
+        running_ = false;
+        if (done_.action == Completion::Action::activate) pe.activate(done_.task);
+        else if (done_.action == Completion::Action::unblock) pe.unblock(done_.task);
+        return;
+      }
+      const Step r = step(pe, st, step_);
+      if (r == Step::end) {
+        ++stage_;
+        step_ = 0;
+        continue;
+      }
+      ++step_;
+      if (r == Step::issued) return;  // its completion activates this task again
+    }
+  }
+
+ private:
+  using Stage = detail::Stage;
+  enum class Step : std::uint8_t { issued, skipped, end };
+
+  static constexpr const Stage* stages(Kind k) { return detail::stage_table[static_cast<unsigned>(k)]; }
+
+  Mem1d<T> span(std::uint32_t offset, std::uint32_t length) const {
+    return mem1d(buf_).with_offset(offset).with_length(length);
+  }
+  Completion next() const { return then_activate(p_.task); }
+  std::uint32_t all() const { return buffer_elements(p_); }
+
+  template <class D, class A, class B> void combine(PE& pe, const D& d, const A& a, const B& b) {
+    switch (p_.op) {
+      case Op::sum: wse::add(pe, d, a, b, next()); break;
+      case Op::max: wse::max(pe, d, a, b, next()); break;
+      case Op::min: wse::min(pe, d, a, b, next()); break;
+    }
+  }
+
+  Step step(PE& pe, Stage st, unsigned k) {
+    const std::uint32_t w = p_.area.width, h = p_.area.height, n = p_.count;
+    switch (st) {
+      case Stage::row_reduce: return reduce_step(pe, p_.row, x_, k, p_.kind == Kind::reduce_scatter ? all() : n);
+      case Stage::col_reduce:
+        return x_ != 0 ? Step::end : reduce_step(pe, p_.col, y_, k, p_.kind == Kind::reduce_scatter ? all() : n);
+      case Stage::bcast: return k == 0 ? broadcast_step(pe, p_.kind == Kind::allgather ? all() : n) : Step::end;
+      case Stage::row_gather: return move_step(pe, p_.row, x_, k, y_ * w * n, n, true);
+      case Stage::col_gather: return x_ != 0 ? Step::end : move_step(pe, p_.col, y_, k, 0, w * n, true);
+      case Stage::col_scatter: return x_ != 0 ? Step::end : move_step(pe, p_.col, y_, k, 0, w * n, false);
+      case Stage::row_scatter: return move_step(pe, p_.row, x_, k, y_ * w * n, n, false);
+      default: (void)h; return Step::end;
+    }
+  }
+
+  // Level `l` of a line reduction of n elements at position `pos` (roles in the file comment).
+  Step reduce_step(PE& pe, const LinePlan& plan, std::uint32_t pos, unsigned l, std::uint32_t n) {
+    if (l >= plan.levels || n == 0) return Step::end;
+    const std::uint32_t g = plan.group, s = stride_at(g, l);
+    if (pos % s != 0) return Step::end;  // sent at an earlier level
+    const std::uint32_t k = (pos / s) % g, base = pos - k * s;
+    const std::uint32_t beyond = (plan.length - base + s - 1) / s;
+    const std::uint32_t m = beyond < g ? beyond : g;  // participants in this group
+    if (m == 1) return Step::skipped;                 // alone at this level: carry on up
+    const Color* c = plan.reduce[l];
+    const Mem1d<T> mine = span(0, n);
+    if (k == 0) combine(pe, mine, mine, fabin<T>(c[1], n));
+    else if (k + 1 == m) wse::mov(pe, fabout<T>(c[k % 2], n), mine, next());
+    else combine(pe, fabout<T>(c[k % 2], n), fabin<T>(c[(k + 1) % 2], n), mine);
+    return Step::issued;
+  }
+
+  // Gather (toward_root) or scatter along a line: chunk p of `chunk` elements at base + p·chunk.
+  Step move_step(PE& pe, const LinePlan& plan, std::uint32_t p, unsigned k, std::uint32_t base, std::uint32_t chunk,
+                 bool toward_root) {
+    const std::uint32_t L = plan.length;
+    if (L <= 1 || chunk == 0 || k > 1) return Step::end;
+    const Color send = plan.move[p % 2], recv = plan.move[(p + 1) % 2];
+    const std::uint32_t beyond = (L - 1 - p) * chunk;  // elements of the PEs past this one
+    if (k == 1) {  // forward what belongs to the PEs beyond
+      if (p == 0 || p + 1 == L) return Step::end;
+      wse::mov(pe, fabout<T>(send, beyond), fabin<T>(recv, beyond), next());
+      return Step::issued;
+    }
+    const std::uint32_t rest = (L - 1) * chunk;
+    if (p == 0) {
+      if (toward_root) wse::mov(pe, span(base + chunk, rest), fabin<T>(recv, rest), next());
+      else wse::mov(pe, fabout<T>(send, rest), span(base + chunk, rest), next());
+    } else {
+      if (toward_root) wse::mov(pe, fabout<T>(send, chunk), span(base + p * chunk, chunk), next());
+      else wse::mov(pe, span(base + p * chunk, chunk), fabin<T>(recv, chunk), next());
+    }
+    return Step::issued;
+  }
+
+  Step broadcast_step(PE& pe, std::uint32_t n) {
+    if (p_.area.area() <= 1 || n == 0) return Step::end;
+    if (x_ == 0 && y_ == 0) wse::mov(pe, fabout<T>(p_.bcast, n), span(0, n), next());
+    else wse::mov(pe, span(0, n), fabin<T>(p_.bcast, n), next());
+    return Step::issued;
+  }
+
+  Params p_{};
+  Array<T> buf_{};
+  Completion done_{};
+  std::uint16_t x_ = 0, y_ = 0;  // this PE in the area
+  std::uint8_t stage_ = 0, step_ = 0;
+  bool running_ = false;
+};
+
+/// Joins the kernel's member collective `Member` (a Collective<PE, T> member of kernel K) to
+/// the collective `p` and binds its task. Kernel code, in init():
+///   wse::collectives::attach<&MyKernel::sum>(pe, *this, params.sum);
+template <auto Member, class K, class PE> void attach(PE& pe, K& kernel, const Params& p) {
+  using C = typename wse::detail::MemberObjectTraits<decltype(Member)>::component;
+  static_assert(std::is_same_v<typename wse::detail::MemberObjectTraits<decltype(Member)>::kernel, K>,
+                "attach<&Kernel::member>(pe, *this, params): the member must belong to this kernel");
+  (kernel.*Member).init(pe, p);
+  bind_member_local_task<Member, &C::resume>(pe, p.task);
+}
+
+}  // namespace wse::collectives
+// ---- end wse/collectives/collective.hpp ----
+// ---- begin wse/collectives/routes.hpp ----
+/// \file
+/// The routes of a collective, written through a sink (any callable sink(Coord, Color,
+/// ColorRoute), e.g. Program::route_sink()). The host builder calls collective_routes with
+/// the Params it built. Freestanding.
+#include <cstdint>
+
+// ---- begin wse/fabric/route.hpp ----
+/// \file
+/// Per-PE, per-color routing: switch positions (rx/tx port sets), ring mode and range filters.
+/// Freestanding.
+#include <cstdint>
+
+
+namespace wse {
+
+/// One switch position: where wavelets of a color come from (rx) and go to (tx, may fan out).
+struct RoutePosition {
+  PortSet rx{};
+  PortSet tx{};
+  friend constexpr bool operator==(RoutePosition, RoutePosition) = default;
+};
+
+/// Maximum number of switch positions per color route.
+inline constexpr unsigned max_switch_positions = 4;
+
+/// The route of one color at one PE: 1..4 switch positions. A control wavelet that asks to
+/// advance is routed with the current position; later wavelets use the next one. At the last
+/// position, `ring` wraps to position 0; without it the switch stays at the last position.
+struct ColorRoute {
+  RoutePosition positions[max_switch_positions]{};
+  std::uint8_t count = 1;
+  bool ring = false;
+
+  constexpr ColorRoute() = default;
+  /// A fixed route with one position.
+  constexpr ColorRoute(PortSet rx, PortSet tx) : positions{{rx, tx}}, count(1) {}
+  /// Adds a switch position (at most 4 in all). Returns *this for chaining.
+  constexpr ColorRoute& then(PortSet rx, PortSet tx) {
+    if (count < max_switch_positions) positions[count] = RoutePosition{rx, tx};
+    ++count;  // count > 4 is reported by program validation
+    return *this;
+  }
+  /// Makes the switch wrap from the last position back to position 0.
+  constexpr ColorRoute& ring_mode(bool on = true) {
+    ring = on;
+    return *this;
+  }
+  /// Union of rx ports over all positions.
+  constexpr PortSet all_rx() const {
+    PortSet s;
+    for (unsigned i = 0; i < count && i < max_switch_positions; ++i) s = s | positions[i].rx;
+    return s;
+  }
+  /// Union of tx ports over all positions.
+  constexpr PortSet all_tx() const {
+    PortSet s;
+    for (unsigned i = 0; i < count && i < max_switch_positions; ++i) s = s | positions[i].tx;
+    return s;
+  }
+  friend constexpr bool operator==(const ColorRoute&, const ColorRoute&) = default;
+};
+
+/// Range filter on a color at a PE: only data wavelets whose index (high 16 bits) lies in
+/// [lo, hi] are delivered to the compute element. Filtered wavelets still travel on along
+/// the route; control wavelets are never filtered.
+struct RangeFilter {
+  std::uint16_t lo = 0;
+  std::uint16_t hi = 0xffff;
+  constexpr bool passes(std::uint16_t index) const { return index >= lo && index <= hi; }
+  friend constexpr bool operator==(RangeFilter, RangeFilter) = default;
+};
+
+}  // namespace wse
+// ---- end wse/fabric/route.hpp ----
+
+namespace wse::collectives {
+
+/// One line of an area: row `index` (positions x, toward the root = west) or column 0
+/// (positions y, toward the root = north).
+struct Line {
+  Rect area{};
+  bool is_row = true;
+  std::uint16_t index = 0;  ///< which row (rows); unused for column 0
+
+  constexpr std::uint16_t length() const { return is_row ? area.width : area.height; }
+  constexpr Coord at(std::uint32_t pos) const {
+    return is_row ? Coord{static_cast<std::uint16_t>(area.origin.x + pos), static_cast<std::uint16_t>(area.origin.y + index)}
+                  : Coord{area.origin.x, static_cast<std::uint16_t>(area.origin.y + pos)};
+  }
+  constexpr Port toward_root() const { return is_row ? Port::west : Port::north; }
+  constexpr Port away() const { return is_row ? Port::east : Port::south; }
+};
+
+/// Routes of reduction level l along `line` (see Collective for the roles).
+template <class Sink> constexpr void reduce_level_routes(Sink&& sink, const Line& line, const LinePlan& plan, unsigned l) {
+  const std::uint32_t L = line.length(), g = plan.group, s = stride_at(g, l);
+  const PortSet ramp{Port::ramp}, toward{line.toward_root()}, away{line.away()};
+  for (std::uint32_t base = 0; base < L; base += s * g) {
+    for (std::uint32_t k = 1; k < g && base + k * s < L; ++k) {
+      const std::uint32_t sender = base + k * s, receiver = sender - s;
+      const Color c = plan.reduce[l][k % 2];
+      sink(line.at(sender), c, ColorRoute{ramp, toward});
+      for (std::uint32_t q = receiver + 1; q < sender; ++q) sink(line.at(q), c, ColorRoute{away, toward});
+      sink(line.at(receiver), c, ColorRoute{away, ramp});
+    }
+  }
+}
+
+/// Routes of a gather chain (toward the root) or scatter chain (away from it) along `line`:
+/// position p sends on move[p % 2] and receives on move[(p + 1) % 2].
+template <class Sink> constexpr void move_routes(Sink&& sink, const Line& line, const LinePlan& plan, bool toward_root) {
+  const std::uint32_t L = line.length();
+  const PortSet ramp{Port::ramp}, toward{line.toward_root()}, away{line.away()};
+  for (std::uint32_t p = 0; p < L; ++p) {
+    const bool sends = toward_root ? p > 0 : p + 1 < L;
+    const bool receives = toward_root ? p + 1 < L : p > 0;
+    if (sends) sink(line.at(p), plan.move[p % 2], ColorRoute{ramp, toward_root ? toward : away});
+    if (receives) sink(line.at(p), plan.move[(p + 1) % 2], ColorRoute{toward_root ? away : toward, ramp});
+  }
+}
+
+/// Routes of a broadcast from the north-west PE over the whole area on one color: along row
+/// 0 eastward, and from every PE of row 0 down its column; every PE but the root delivers.
+template <class Sink> constexpr void broadcast_routes(Sink&& sink, Rect area, Color color) {
+  for (std::uint16_t y = 0; y < area.height; ++y)
+    for (std::uint16_t x = 0; x < area.width; ++x) {
+      PortSet tx{};
+      if (y == 0 && x + 1 < area.width) tx = tx | PortSet{Port::east};
+      if (y + 1 < area.height) tx = tx | PortSet{Port::south};
+      const bool root = x == 0 && y == 0;
+      if (!root) tx = tx | PortSet{Port::ramp};
+      const PortSet rx = root ? PortSet{Port::ramp} : y == 0 ? PortSet{Port::west} : PortSet{Port::north};
+      if (root && tx.empty()) continue;  // a single PE: nothing to send
+      sink(Coord{static_cast<std::uint16_t>(area.origin.x + x), static_cast<std::uint16_t>(area.origin.y + y)}, color,
+           ColorRoute{rx, tx});
+    }
+}
+
+/// Every route of the collective `p`.
+template <class Sink> constexpr void collective_routes(Sink&& sink, const Params& p) {
+  const Rect a = p.area;
+  const Line column{a, false, 0};
+  if (reduces(p.kind)) {
+    for (std::uint16_t y = 0; y < a.height; ++y)
+      for (unsigned l = 0; l < p.row.levels; ++l) reduce_level_routes(sink, Line{a, true, y}, p.row, l);
+    for (unsigned l = 0; l < p.col.levels; ++l) reduce_level_routes(sink, column, p.col, l);
+  }
+  const bool gathers = p.kind == Kind::gather || p.kind == Kind::allgather;
+  const bool scatters = p.kind == Kind::scatter || p.kind == Kind::reduce_scatter;
+  if (gathers || scatters) {
+    for (std::uint16_t y = 0; y < a.height; ++y) move_routes(sink, Line{a, true, y}, p.row, gathers);
+    move_routes(sink, column, p.col, gathers);
+  }
+  if (p.kind == Kind::broadcast || p.kind == Kind::allreduce || p.kind == Kind::allgather) broadcast_routes(sink, a, p.bcast);
+}
+
+}  // namespace wse::collectives
+// ---- end wse/collectives/routes.hpp ----
+// ---- end wse/collectives.hpp ----
+// ---- begin wse/core.hpp ----
+/// \file
+/// The core layer: config, assertions, strong types, wavelets, element types. Freestanding.
+// ---- begin wse/core/config.hpp ----
+/// \file
+/// Library-wide configuration macros and the version. Freestanding.
+
+#define WSE_VERSION_MAJOR 0
+#define WSE_VERSION_MINOR 1
+#define WSE_VERSION_PATCH 0
+
+namespace wse {
+/// Library version as {major, minor, patch}. Any caller; constant.
+struct Version {
+  int major;
+  int minor;
+  int patch;
+};
+inline constexpr Version version{WSE_VERSION_MAJOR, WSE_VERSION_MINOR, WSE_VERSION_PATCH};
+}  // namespace wse
+// ---- end wse/core/config.hpp ----
+// ---- begin wse/core/type_name.hpp ----
+/// \file
+/// Compile-time type names for messages (kernel names in errors and reports). Freestanding.
+#include <string_view>
+
+namespace wse::detail {
+
+/// Name of T as the compiler spells it, e.g. "Hello<wse::emu::Pe>". Any caller; constexpr.
+template <class T> constexpr std::string_view type_name() {
+  std::string_view s = __PRETTY_FUNCTION__;
+  const auto start = s.find("T = ");
+  if (start == std::string_view::npos) return s;
+  s.remove_prefix(start + 4);
+  const auto end = s.find_first_of(";]");
+  return s.substr(0, end);
+}
+
+}  // namespace wse::detail
+// ---- end wse/core/type_name.hpp ----
+// ---- end wse/core.hpp ----
+// ---- begin wse/fabric.hpp ----
+/// \file
+/// The fabric layer: routes, switches, filters and route builders. Freestanding.
+// ---- begin wse/fabric/patterns.hpp ----
+/// \file
+/// Route builders for common patterns. Each writes routes through a sink, any callable
+/// `sink(Coord, Color, ColorRoute)` (a program's `route_sink()` is one). Freestanding.
+#include <cstdint>
+
+
+namespace wse::routes {
+
+namespace detail {
+constexpr Coord step(Coord c, Port dir, int n) {
+  return Coord{static_cast<std::uint16_t>(c.x + port_dx(dir) * n),
+               static_cast<std::uint16_t>(c.y + port_dy(dir) * n)};
+}
+}  // namespace detail
+
+/// A line of `length` PEs starting at `root` heading `dir`. The root sends from its RAMP
+/// (or, when `root_rx` is not RAMP, forwards what enters from that port, e.g. a host stream
+/// at the fabric edge); every later PE receives the wavelet on its RAMP and forwards it.
+/// With `root_receives` the root also delivers to its own RAMP (only when root_rx != RAMP).
+/// Shape: root --dir--> ... --dir--> last; every non-root PE gets every wavelet.
+template <class Sink>
+constexpr void broadcast_line(Sink&& sink, Color color, Coord root, Port dir, std::uint16_t length,
+                              Port root_rx = Port::ramp, bool root_receives = false) {
+  for (std::uint16_t i = 0; i < length; ++i) {
+    const Coord c = detail::step(root, dir, i);
+    const bool last = i + 1 == length;
+    PortSet rx = i == 0 ? PortSet{root_rx} : PortSet{opposite(dir)};
+    PortSet tx = last ? PortSet{} : PortSet{dir};
+    if (i != 0 || (root_receives && root_rx != Port::ramp)) tx = tx | PortSet{Port::ramp};
+    sink(c, color, ColorRoute{rx, tx});
+  }
+}
+
+/// Row broadcast: the PE at `root` sends east to the next `length - 1` PEs of its row.
+template <class Sink>
+constexpr void row_broadcast(Sink&& sink, Color color, Coord root, std::uint16_t length) {
+  broadcast_line(sink, color, root, Port::east, length);
+}
+
+/// Column broadcast: the PE at `root` sends south to the next `length - 1` PEs of its column.
+template <class Sink>
+constexpr void column_broadcast(Sink&& sink, Color color, Coord root, std::uint16_t length) {
+  broadcast_line(sink, color, root, Port::south, length);
+}
+
+/// A point-to-point path: `from` sends (from RAMP, or forwards from `from_rx`) and only the
+/// PE `length - 1` hops away in `dir` receives; PEs between forward without delivering.
+template <class Sink>
+constexpr void path(Sink&& sink, Color color, Coord from, Port dir, std::uint16_t length,
+                    Port from_rx = Port::ramp) {
+  for (std::uint16_t i = 0; i < length; ++i) {
+    const Coord c = detail::step(from, dir, i);
+    const bool last = i + 1 == length;
+    PortSet rx = i == 0 ? PortSet{from_rx} : PortSet{opposite(dir)};
+    PortSet tx = last ? PortSet{Port::ramp} : PortSet{dir};
+    sink(c, color, ColorRoute{rx, tx});
+  }
+}
+
+/// The color PE number `i` of a checkerboard_chain sends on.
+constexpr Color checkerboard_send_color(const Color (&colors)[2], unsigned i) { return colors[i % 2]; }
+/// The color PE number `i` of a checkerboard_chain receives on (PE 0: from the edge).
+constexpr Color checkerboard_recv_color(const Color (&colors)[2], unsigned i) { return colors[(i + 1) % 2]; }
+
+/// The two-color checkerboard chain used for reductions along a row or column: along
+/// `length` PEs from `start` heading `dir`, PE i sends to PE i+1 and receives from PE i-1,
+/// on alternating colors so no PE receives and sends on one color. PE i sends on
+/// `colors[i % 2]` and receives on `colors[(i + 1) % 2]`. The first PE's receive route
+/// takes `first_rx` (default: none; pass the edge port to feed a host stream in), and the
+/// last PE's send route leaves through `dir` only when `last_tx_out` (e.g. to a host stream).
+template <class Sink>
+constexpr void checkerboard_chain(Sink&& sink, const Color (&colors)[2], Coord start, Port dir,
+                                  std::uint16_t length, bool first_rx_from_edge = false,
+                                  bool last_tx_out = false) {
+  for (std::uint16_t i = 0; i < length; ++i) {
+    const Coord c = detail::step(start, dir, i);
+    const Color send = checkerboard_send_color(colors, i);
+    const Color recv = checkerboard_recv_color(colors, i);
+    if (i + 1 < length || last_tx_out) sink(c, send, ColorRoute{Port::ramp, dir});
+    if (i > 0 || first_rx_from_edge) sink(c, recv, ColorRoute{opposite(dir), Port::ramp});
+  }
+}
+
+/// Every PE of `area` sends to its neighbor in `dir` (where one exists inside `area`) and
+/// receives from its neighbor on the opposite side. Two colors alternate by position
+/// parity along `dir`: a PE at parity p sends on colors[p] and receives on colors[1 - p].
+template <class Sink>
+constexpr void neighbor_exchange(Sink&& sink, const Color (&colors)[2], Rect area, Port dir) {
+  const bool horizontal = dir == Port::east || dir == Port::west;
+  for (std::uint16_t dy = 0; dy < area.height; ++dy) {
+    for (std::uint16_t dx = 0; dx < area.width; ++dx) {
+      const Coord c{static_cast<std::uint16_t>(area.origin.x + dx),
+                    static_cast<std::uint16_t>(area.origin.y + dy)};
+      const unsigned pos = horizontal ? dx : dy;
+      const unsigned parity = pos % 2;
+      const Coord next = detail::step(c, dir, 1);
+      const Coord prev = detail::step(c, opposite(dir), 1);
+      // Wrap-around of uint16 on the low side makes `contains` false, as wanted.
+      if (area.contains(next)) sink(c, colors[parity], ColorRoute{Port::ramp, dir});
+      if (area.contains(prev)) sink(c, colors[1 - parity], ColorRoute{opposite(dir), Port::ramp});
+    }
+  }
+}
+
+}  // namespace wse::routes
+// ---- end wse/fabric/patterns.hpp ----
+// ---- end wse/fabric.hpp ----
+// ---- begin wse/pe.hpp ----
+/// \file
+/// The pe layer: what a kernel author writes against (tasks, DSDs, ops, backend helpers).
+/// Freestanding.
 // ---- end wse/pe.hpp ----
 // ---- end wse/kernel.hpp ----
 #endif  // WSE_SINGLE_HEADER_KERNEL_PART_
@@ -1449,6 +1963,17 @@ struct StreamSpec {
   bool input = true;
 };
 
+/// A color or local task id the program builder handed out (or that someone reserved): who
+/// asked, and the rectangle of PEs where it is in use. Elsewhere it is free for others.
+struct ChannelGrant {
+  enum class Kind : std::uint8_t { color, task };
+  Kind kind = Kind::color;
+  std::uint8_t value = 0;  ///< the color or task id
+  std::string asker;       ///< e.g. "allreduce 'loss': row reduce level 0"
+  Rect area{};
+  bool reserved = false;   ///< named by hand (reserve_*), not chosen by the allocator
+};
+
 /// A complete program for one wafer (or part of one). Host code; builds up, then validate()s.
 class Program {
  public:
@@ -1555,6 +2080,68 @@ class Program {
     add_stream(StreamSpec{std::move(name), color, pe, edge, false});
   }
 
+  /// Channel allocation. Routes are static, so a color or task id is in use over a rectangle
+  /// of PEs for the whole program; outside that rectangle it is free again. allocate_color
+  /// returns the lowest usable color that no grant overlapping `area` holds and that no route
+  /// already set inside `area` uses; allocate_task the first local task id valid on every arch
+  /// (24..30 first: those are never a color's data task id on WSE-2, then 8..20) that no
+  /// overlapping grant holds and that is no color granted there. `asker` names who asked, for
+  /// errors and channel_report(). Throws ProgramError listing every grant in the way when
+  /// nothing is free.
+  Color allocate_color(std::string_view asker, Rect area) {
+    check_grant_area(asker, area);
+    // A task id below 24 is also a color's data-task id on WSE-2: keep colors off granted ids.
+    const std::uint32_t taken = taken_mask(ChannelGrant::Kind::color, area) | taken_mask(ChannelGrant::Kind::task, area) |
+                                routed_colors_in(area);
+    for (unsigned c = 0; c < arch_->routable_colors; ++c)
+      if (arch_->color_usable(Color{c}) && !((taken >> c) & 1u)) {
+        grants_.push_back(ChannelGrant{ChannelGrant::Kind::color, static_cast<std::uint8_t>(c), std::string(asker), area, false});
+        return Color{c};
+      }
+    throw ProgramError(exhausted_message("color", asker, area));
+  }
+  /// See allocate_color.
+  TaskId allocate_task(std::string_view asker, Rect area) {
+    check_grant_area(asker, area);
+    const std::uint32_t taken = taken_mask(ChannelGrant::Kind::task, area) | taken_mask(ChannelGrant::Kind::color, area) |
+                                routed_colors_in(area);
+    for (unsigned t : task_candidates())
+      if (!((taken >> t) & 1u)) {
+        grants_.push_back(ChannelGrant{ChannelGrant::Kind::task, static_cast<std::uint8_t>(t), std::string(asker), area, false});
+        return TaskId{t};
+      }
+    throw ProgramError(exhausted_message("local task id", asker, area));
+  }
+  /// Records a color picked by hand so the allocator keeps off it inside `area`. Throws when a
+  /// grant overlapping `area` already holds it (naming that grant) or the color is not usable.
+  void reserve_color(std::string_view asker, Rect area, Color c) {
+    check_grant_area(asker, area);
+    if (!arch_->color_usable(c))
+      throw ProgramError(std::string(asker) + ": color " + std::to_string(c.value) + " is not usable on " + arch_->name);
+    reserve(ChannelGrant::Kind::color, c.value, asker, area);
+  }
+  /// Records a local task id picked by hand (see reserve_color).
+  void reserve_task(std::string_view asker, Rect area, TaskId t) {
+    check_grant_area(asker, area);
+    reserve(ChannelGrant::Kind::task, t.value, asker, area);
+  }
+  /// How many usable colors allocate_color could still hand out over `area`.
+  unsigned free_color_count(Rect area) const {
+    const std::uint32_t taken = taken_mask(ChannelGrant::Kind::color, area) | taken_mask(ChannelGrant::Kind::task, area) |
+                                routed_colors_in(area);
+    unsigned n = 0;
+    for (unsigned c = 0; c < arch_->routable_colors; ++c) n += arch_->color_usable(Color{c}) && !((taken >> c) & 1u);
+    return n;
+  }
+  /// Every color and task id handed out or reserved, in the order asked.
+  const std::vector<ChannelGrant>& channel_grants() const { return grants_; }
+  /// One line per grant: "color  3  (0,0)+15x15  allreduce 'x': broadcast".
+  std::string channel_report() const {
+    std::string out;
+    for (const ChannelGrant& g : grants_) out += grant_text(g) + "\n";
+    return out;
+  }
+
   /// Checks the whole program: every transmitted direction reaches a PE whose route for that
   /// color receives from it (or an output stream), every input stream enters a route that
   /// receives from its edge, filters sit on routed colors. Throws ProgramError naming the PE
@@ -1648,6 +2235,61 @@ class Program {
     }
   }
 
+  static bool overlaps(Rect a, Rect b) {
+    return a.origin.x < b.origin.x + b.width && b.origin.x < a.origin.x + a.width && a.origin.y < b.origin.y + b.height &&
+           b.origin.y < a.origin.y + a.height;
+  }
+  void check_grant_area(std::string_view asker, Rect area) const {
+    if (area.width == 0 || area.height == 0 || area.origin.x + area.width > width_ || area.origin.y + area.height > height_)
+      throw ProgramError(std::string(asker) + ": channel area " + to_string(area) + " is empty or leaves the " +
+                         grid_text() + " grid");
+  }
+  std::uint32_t taken_mask(ChannelGrant::Kind kind, Rect area) const {
+    std::uint32_t m = 0;
+    for (const ChannelGrant& g : grants_)
+      if (g.kind == kind && overlaps(g.area, area)) m |= 1u << g.value;
+    return m;
+  }
+  // Colors of routes already set inside `area` (hand-written routes keep their colors).
+  std::uint32_t routed_colors_in(Rect area) const {
+    std::uint32_t m = 0;
+    for (const RouteEntry& e : routes_)
+      if (area.contains(e.pe)) m |= 1u << e.color.value;
+    return m;
+  }
+  std::vector<unsigned> task_candidates() const {
+    std::vector<unsigned> ids;
+    const unsigned first = std::max(arch::wse2.local_task_first, arch::wse3.local_task_first);
+    const unsigned last = std::min(arch::wse2.local_task_last, arch::wse3.local_task_last);
+    for (unsigned t = 24; t <= last; ++t) ids.push_back(t);
+    for (unsigned t = first; t < 24 && t <= last; ++t)
+      if (arch_->color_usable(Color{t})) ids.push_back(t);
+    return ids;
+  }
+  void reserve(ChannelGrant::Kind kind, std::uint8_t value, std::string_view asker, Rect area) {
+    for (const ChannelGrant& g : grants_)
+      if (g.kind == kind && g.value == value && overlaps(g.area, area))
+        throw ProgramError(std::string(asker) + ": " + (kind == ChannelGrant::Kind::color ? "color " : "task id ") +
+                           std::to_string(value) + " at " + to_string(area) + " is already held by: " + grant_text(g));
+    grants_.push_back(ChannelGrant{kind, value, std::string(asker), area, true});
+  }
+  static std::string grant_text(const ChannelGrant& g) {
+    std::string v = std::to_string(g.value);
+    if (v.size() < 2) v = " " + v;
+    return std::string(g.kind == ChannelGrant::Kind::color ? "color " : "task  ") + v + "  " + to_string(g.area) + "  " +
+           g.asker + (g.reserved ? " (reserved by hand)" : "");
+  }
+  std::string exhausted_message(const char* what, std::string_view asker, Rect area) const {
+    std::string out = "no free " + std::string(what) + " for " + std::string(asker) + " on " + to_string(area) + " (" +
+                      arch_->name + "): every one is in use there. In the way:";
+    for (const ChannelGrant& g : grants_)
+      if (overlaps(g.area, area)) out += "\n  " + grant_text(g);
+    const std::uint32_t routed = routed_colors_in(area) & ~taken_mask(ChannelGrant::Kind::color, area);
+    for (unsigned c = 0; c < 32; ++c)
+      if ((routed >> c) & 1u) out += "\n  color " + std::to_string(c) + " has routes set by hand inside the area";
+    return out + "\nUse a smaller area, fewer collectives over the same PEs, or algorithms with fewer colors.";
+  }
+
   void add_stream(StreamSpec s) {
     const std::string where = std::string(s.input ? "input" : "output") + " stream '" + s.name + "'";
     if (!in_grid(s.pe)) throw ProgramError(where + ": PE " + to_string(s.pe) + " is outside the " + grid_text() + " grid");
@@ -1680,6 +2322,7 @@ class Program {
   mutable bool sorted_ = true;
   std::vector<FilterEntry> filters_;
   std::vector<StreamSpec> streams_;
+  std::vector<ChannelGrant> grants_;
 };
 
 inline void Program::validate() const {
@@ -4335,6 +4978,142 @@ inline const char* simd_target() { return simd::target_name(); }
 // ---- begin wse/program.hpp ----
 /// \file
 /// The program layer: grid, regions, routes, streams, validation. Hosted.
+// ---- begin wse/collectives/build.hpp ----
+/// \file
+/// The host side of collectives: builds the Params of a collective over a rectangle of a
+/// Program, asking the program for its colors and task id and setting its routes. Hosted.
+///
+///   auto sum = wse::collectives::allreduce<float>(prog, area, 64, {.op = wse::collectives::Op::sum, .name = "loss"});
+///   // pass `sum` to the kernel (its Params), which attaches a Collective<PE, float> to it.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+
+namespace wse::collectives {
+
+/// How to build a collective.
+struct Options {
+  Op op = Op::sum;                            ///< reduce, allreduce, reduce_scatter
+  Algorithm algorithm = Algorithm::automatic; ///< reductions; the other kinds have one algorithm
+  std::string name = {};                      ///< names its channels in errors and channel_report()
+};
+
+namespace detail {
+inline LinePlan line_plan(Algorithm a, std::uint16_t length) {
+  LinePlan l;
+  l.length = length;
+  l.group = group_for(a, length);
+  l.levels = static_cast<std::uint8_t>(levels_for(length, l.group));
+  return l;
+}
+inline Params shape(const arch::Arch& arch, Kind kind, ElemType type, Rect area, std::uint32_t count, Op op, Algorithm a) {
+  Params p;
+  p.kind = kind;
+  p.op = op;
+  p.type = type;
+  p.algorithm = a;
+  p.area = area;
+  p.count = count;
+  p.row = line_plan(a, area.width);
+  p.col = line_plan(a, area.height);
+  (void)arch;
+  return p;
+}
+// Colors a plan needs over the whole area (rows) and over column 0.
+inline unsigned colors_needed(const Params& p) {
+  unsigned n = 0;
+  auto line = [&](const LinePlan& l) {
+    if (reduces(p.kind))
+      for (unsigned lv = 0; lv < l.levels; ++lv) n += level_uses_color(l.length, l.group, lv, 0) + level_uses_color(l.length, l.group, lv, 1);
+    if (p.kind != Kind::broadcast && p.kind != Kind::reduce && p.kind != Kind::allreduce && l.length > 1) n += l.length > 2 ? 2 : 1;
+  };
+  line(p.row);
+  line(p.col);
+  if (p.kind == Kind::broadcast || p.kind == Kind::allreduce || p.kind == Kind::allgather) n += p.area.area() > 1;
+  return n;
+}
+}  // namespace detail
+
+/// The algorithm `automatic` picks: the one with the fewest predicted cycles (predict_cycles)
+/// among those whose colors fit in `free_colors`; chain when none does (it needs the fewest).
+inline Algorithm choose_algorithm(const arch::Arch& arch, Kind kind, Rect area, std::uint32_t count, unsigned free_colors = 21) {
+  if (!reduces(kind)) return Algorithm::chain;
+  Algorithm best = Algorithm::chain;
+  std::uint64_t best_cycles = ~std::uint64_t{0};
+  for (Algorithm a : {Algorithm::chain, Algorithm::two_phase, Algorithm::tree}) {
+    const Params p = detail::shape(arch, kind, ElemType::f32, area, count, Op::sum, a);
+    if (detail::colors_needed(p) > free_colors) continue;
+    const std::uint64_t t = predict_cycles(arch, p);
+    if (t < best_cycles) best = a, best_cycles = t;
+  }
+  return best;
+}
+
+/// Builds collective `kind` over `area` of `prog` with n = `count` (see Kind), elements of type
+/// T: chooses the algorithm, asks the program for its colors and one local task id, sets its
+/// routes. Throws ProgramError when the area leaves the grid or the program has no colors left
+/// there (the message lists who holds them).
+template <DsdElement T>
+Params build(Program& prog, Kind kind, Rect area, std::uint32_t count, const Options& o = {}) {
+  const std::string who = std::string(kind_name(kind)) + (o.name.empty() ? "" : " '" + o.name + "'");
+  if (area.width == 0 || area.height == 0 || !prog.in_grid(area.origin) ||
+      !prog.in_grid(Coord{static_cast<std::uint16_t>(area.origin.x + area.width - 1),
+                          static_cast<std::uint16_t>(area.origin.y + area.height - 1)}))
+    throw ProgramError(who + ": area " + to_string(area) + " is empty or leaves the program's grid");
+  const arch::Arch& arch = prog.arch();
+  const Algorithm a = o.algorithm != Algorithm::automatic ? o.algorithm
+                                                          : choose_algorithm(arch, kind, area, count, prog.free_color_count(area));
+  Params p = detail::shape(arch, kind, elem_type_of<T>, area, count, o.op, a);
+  const Rect column{area.origin, 1, area.height};
+  auto ask = [&](const std::string& what, Rect r) { return prog.allocate_color(who + ": " + what, r); };
+  auto ask_line = [&](LinePlan& l, const char* dim, Rect r) {
+    if (reduces(kind))
+      for (unsigned lv = 0; lv < l.levels; ++lv)
+        for (unsigned c : {1u, 0u})
+          if (level_uses_color(l.length, l.group, lv, c))
+            l.reduce[lv][c] = ask(std::string(dim) + " reduce level " + std::to_string(lv) + " color " + std::to_string(c), r);
+    const bool moves = kind != Kind::broadcast && kind != Kind::reduce && kind != Kind::allreduce;
+    if (moves && l.length > 1) {
+      l.move[0] = ask(std::string(dim) + (kind == Kind::gather || kind == Kind::allgather ? " gather" : " scatter") + " color 0", r);
+      if (l.length > 2) l.move[1] = ask(std::string(dim) + " move color 1", r);
+      else l.move[1] = l.move[0];  // two PEs: only p = 0 -> 1 (or 1 -> 0) on one color
+    }
+  };
+  ask_line(p.row, "rows", area);
+  ask_line(p.col, "column 0", column);
+  if ((kind == Kind::broadcast || kind == Kind::allreduce || kind == Kind::allgather) && area.area() > 1)
+    p.bcast = ask("broadcast", area);
+  p.task = prog.allocate_task(who + ": step task", area);
+  collective_routes(prog.route_sink(), p);
+  return p;
+}
+
+/// build() for each kind: broadcast<float>(prog, area, n), allreduce<f16>(prog, area, n, {.op = Op::max}), ...
+template <DsdElement T> Params broadcast(Program& prog, Rect area, std::uint32_t n, const Options& o = {}) { return build<T>(prog, Kind::broadcast, area, n, o); }
+template <DsdElement T> Params reduce(Program& prog, Rect area, std::uint32_t n, const Options& o = {}) { return build<T>(prog, Kind::reduce, area, n, o); }
+template <DsdElement T> Params allreduce(Program& prog, Rect area, std::uint32_t n, const Options& o = {}) { return build<T>(prog, Kind::allreduce, area, n, o); }
+template <DsdElement T> Params scatter(Program& prog, Rect area, std::uint32_t n, const Options& o = {}) { return build<T>(prog, Kind::scatter, area, n, o); }
+template <DsdElement T> Params gather(Program& prog, Rect area, std::uint32_t n, const Options& o = {}) { return build<T>(prog, Kind::gather, area, n, o); }
+template <DsdElement T> Params allgather(Program& prog, Rect area, std::uint32_t n, const Options& o = {}) { return build<T>(prog, Kind::allgather, area, n, o); }
+template <DsdElement T> Params reduce_scatter(Program& prog, Rect area, std::uint32_t n, const Options& o = {}) { return build<T>(prog, Kind::reduce_scatter, area, n, o); }
+
+/// One line about a built collective: kind, op, type, area, n, algorithm, colors, predicted
+/// cycles and the lower bound on `arch`.
+inline std::string describe(const Params& p, const arch::Arch& arch) {
+  std::string s = std::string(kind_name(p.kind)) + (reduces(p.kind) ? std::string(" ") + op_name(p.op) : "") + " " +
+                  elem_name(p.type) + " over " + to_string(p.area) + ", n=" + std::to_string(p.count) + ": " +
+                  (reduces(p.kind) ? algorithm_name(p.algorithm) : "chain");
+  if (reduces(p.kind))
+    s += " (rows: groups of " + std::to_string(p.row.group) + ", " + std::to_string(p.row.levels) + " levels; column: groups of " +
+         std::to_string(p.col.group) + ", " + std::to_string(p.col.levels) + " levels)";
+  s += ", " + std::to_string(detail::colors_needed(p)) + " colors, predicted " + std::to_string(predict_cycles(arch, p)) +
+       " cycles, lower bound " + std::to_string(lower_bound_cycles(arch, p));
+  return s;
+}
+
+}  // namespace wse::collectives
+// ---- end wse/collectives/build.hpp ----
 // ---- end wse/program.hpp ----
 // ---- end wse/emu.hpp ----
 // ---- begin wse/host/device.hpp ----

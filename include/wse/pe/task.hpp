@@ -107,6 +107,30 @@ template <auto Method, class PE> void bind_control_task(PE& pe, TaskId id) {
   pe.bind_task(id, TaskKind::control, &detail::task_trampoline<Method, PE>);
 }
 
+namespace detail {
+template <class M> struct MemberObjectTraits;
+template <class K, class C> struct MemberObjectTraits<C K::*> {
+  using kernel = K;
+  using component = C;
+};
+template <auto Member, auto Method, class PE> void member_task_trampoline(void* kernel, PE& pe, Wavelet) {
+  auto* self = static_cast<typename MemberObjectTraits<decltype(Member)>::kernel*>(kernel);
+  ((self->*Member).*Method)(pe);
+}
+}  // namespace detail
+
+/// Binds `Method` (void (C::*)(PE&)) of the kernel's member object `Member` (C K::*) as local
+/// task `id`. For reusable parts of a kernel that own a task, such as a collective: the task
+/// table stores no extra pointer, the member's place in the kernel is a template argument.
+template <auto Member, auto Method, class PE> void bind_member_local_task(PE& pe, TaskId id) {
+  static_assert(std::is_member_object_pointer_v<decltype(Member)>,
+                "bind_member_local_task<&Kernel::member, &Member::method>: the first argument names a "
+                "member object of the kernel");
+  detail::check_method<Method, PE>();
+  static_assert(!detail::MethodTraits<decltype(Method)>::takes_wavelet, "a local task method is void method(PE&)");
+  pe.bind_task(id, TaskKind::local, &detail::member_task_trampoline<Member, Method, PE>);
+}
+
 /// Exports `Method` (void (K::*)(PE&)) under `name`; the host's launch(name) runs it once on
 /// every PE that exports it, like a task. Kernel code, in init().
 template <auto Method, class PE> void export_function(PE& pe, const char* name) {

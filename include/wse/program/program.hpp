@@ -93,6 +93,17 @@ struct StreamSpec {
   bool input = true;
 };
 
+/// A color or local task id the program builder handed out (or that someone reserved): who
+/// asked, and the rectangle of PEs where it is in use. Elsewhere it is free for others.
+struct ChannelGrant {
+  enum class Kind : std::uint8_t { color, task };
+  Kind kind = Kind::color;
+  std::uint8_t value = 0;  ///< the color or task id
+  std::string asker;       ///< e.g. "allreduce 'loss': row reduce level 0"
+  Rect area{};
+  bool reserved = false;   ///< named by hand (reserve_*), not chosen by the allocator
+};
+
 /// A complete program for one wafer (or part of one). Host code; builds up, then validate()s.
 class Program {
  public:
@@ -199,6 +210,68 @@ class Program {
     add_stream(StreamSpec{std::move(name), color, pe, edge, false});
   }
 
+  /// Channel allocation. Routes are static, so a color or task id is in use over a rectangle
+  /// of PEs for the whole program; outside that rectangle it is free again. allocate_color
+  /// returns the lowest usable color that no grant overlapping `area` holds and that no route
+  /// already set inside `area` uses; allocate_task the first local task id valid on every arch
+  /// (24..30 first: those are never a color's data task id on WSE-2, then 8..20) that no
+  /// overlapping grant holds and that is no color granted there. `asker` names who asked, for
+  /// errors and channel_report(). Throws ProgramError listing every grant in the way when
+  /// nothing is free.
+  Color allocate_color(std::string_view asker, Rect area) {
+    check_grant_area(asker, area);
+    // A task id below 24 is also a color's data-task id on WSE-2: keep colors off granted ids.
+    const std::uint32_t taken = taken_mask(ChannelGrant::Kind::color, area) | taken_mask(ChannelGrant::Kind::task, area) |
+                                routed_colors_in(area);
+    for (unsigned c = 0; c < arch_->routable_colors; ++c)
+      if (arch_->color_usable(Color{c}) && !((taken >> c) & 1u)) {
+        grants_.push_back(ChannelGrant{ChannelGrant::Kind::color, static_cast<std::uint8_t>(c), std::string(asker), area, false});
+        return Color{c};
+      }
+    throw ProgramError(exhausted_message("color", asker, area));
+  }
+  /// See allocate_color.
+  TaskId allocate_task(std::string_view asker, Rect area) {
+    check_grant_area(asker, area);
+    const std::uint32_t taken = taken_mask(ChannelGrant::Kind::task, area) | taken_mask(ChannelGrant::Kind::color, area) |
+                                routed_colors_in(area);
+    for (unsigned t : task_candidates())
+      if (!((taken >> t) & 1u)) {
+        grants_.push_back(ChannelGrant{ChannelGrant::Kind::task, static_cast<std::uint8_t>(t), std::string(asker), area, false});
+        return TaskId{t};
+      }
+    throw ProgramError(exhausted_message("local task id", asker, area));
+  }
+  /// Records a color picked by hand so the allocator keeps off it inside `area`. Throws when a
+  /// grant overlapping `area` already holds it (naming that grant) or the color is not usable.
+  void reserve_color(std::string_view asker, Rect area, Color c) {
+    check_grant_area(asker, area);
+    if (!arch_->color_usable(c))
+      throw ProgramError(std::string(asker) + ": color " + std::to_string(c.value) + " is not usable on " + arch_->name);
+    reserve(ChannelGrant::Kind::color, c.value, asker, area);
+  }
+  /// Records a local task id picked by hand (see reserve_color).
+  void reserve_task(std::string_view asker, Rect area, TaskId t) {
+    check_grant_area(asker, area);
+    reserve(ChannelGrant::Kind::task, t.value, asker, area);
+  }
+  /// How many usable colors allocate_color could still hand out over `area`.
+  unsigned free_color_count(Rect area) const {
+    const std::uint32_t taken = taken_mask(ChannelGrant::Kind::color, area) | taken_mask(ChannelGrant::Kind::task, area) |
+                                routed_colors_in(area);
+    unsigned n = 0;
+    for (unsigned c = 0; c < arch_->routable_colors; ++c) n += arch_->color_usable(Color{c}) && !((taken >> c) & 1u);
+    return n;
+  }
+  /// Every color and task id handed out or reserved, in the order asked.
+  const std::vector<ChannelGrant>& channel_grants() const { return grants_; }
+  /// One line per grant: "color  3  (0,0)+15x15  allreduce 'x': broadcast".
+  std::string channel_report() const {
+    std::string out;
+    for (const ChannelGrant& g : grants_) out += grant_text(g) + "\n";
+    return out;
+  }
+
   /// Checks the whole program: every transmitted direction reaches a PE whose route for that
   /// color receives from it (or an output stream), every input stream enters a route that
   /// receives from its edge, filters sit on routed colors. Throws ProgramError naming the PE
@@ -292,6 +365,61 @@ class Program {
     }
   }
 
+  static bool overlaps(Rect a, Rect b) {
+    return a.origin.x < b.origin.x + b.width && b.origin.x < a.origin.x + a.width && a.origin.y < b.origin.y + b.height &&
+           b.origin.y < a.origin.y + a.height;
+  }
+  void check_grant_area(std::string_view asker, Rect area) const {
+    if (area.width == 0 || area.height == 0 || area.origin.x + area.width > width_ || area.origin.y + area.height > height_)
+      throw ProgramError(std::string(asker) + ": channel area " + to_string(area) + " is empty or leaves the " +
+                         grid_text() + " grid");
+  }
+  std::uint32_t taken_mask(ChannelGrant::Kind kind, Rect area) const {
+    std::uint32_t m = 0;
+    for (const ChannelGrant& g : grants_)
+      if (g.kind == kind && overlaps(g.area, area)) m |= 1u << g.value;
+    return m;
+  }
+  // Colors of routes already set inside `area` (hand-written routes keep their colors).
+  std::uint32_t routed_colors_in(Rect area) const {
+    std::uint32_t m = 0;
+    for (const RouteEntry& e : routes_)
+      if (area.contains(e.pe)) m |= 1u << e.color.value;
+    return m;
+  }
+  std::vector<unsigned> task_candidates() const {
+    std::vector<unsigned> ids;
+    const unsigned first = std::max(arch::wse2.local_task_first, arch::wse3.local_task_first);
+    const unsigned last = std::min(arch::wse2.local_task_last, arch::wse3.local_task_last);
+    for (unsigned t = 24; t <= last; ++t) ids.push_back(t);
+    for (unsigned t = first; t < 24 && t <= last; ++t)
+      if (arch_->color_usable(Color{t})) ids.push_back(t);
+    return ids;
+  }
+  void reserve(ChannelGrant::Kind kind, std::uint8_t value, std::string_view asker, Rect area) {
+    for (const ChannelGrant& g : grants_)
+      if (g.kind == kind && g.value == value && overlaps(g.area, area))
+        throw ProgramError(std::string(asker) + ": " + (kind == ChannelGrant::Kind::color ? "color " : "task id ") +
+                           std::to_string(value) + " at " + to_string(area) + " is already held by: " + grant_text(g));
+    grants_.push_back(ChannelGrant{kind, value, std::string(asker), area, true});
+  }
+  static std::string grant_text(const ChannelGrant& g) {
+    std::string v = std::to_string(g.value);
+    if (v.size() < 2) v = " " + v;
+    return std::string(g.kind == ChannelGrant::Kind::color ? "color " : "task  ") + v + "  " + to_string(g.area) + "  " +
+           g.asker + (g.reserved ? " (reserved by hand)" : "");
+  }
+  std::string exhausted_message(const char* what, std::string_view asker, Rect area) const {
+    std::string out = "no free " + std::string(what) + " for " + std::string(asker) + " on " + to_string(area) + " (" +
+                      arch_->name + "): every one is in use there. In the way:";
+    for (const ChannelGrant& g : grants_)
+      if (overlaps(g.area, area)) out += "\n  " + grant_text(g);
+    const std::uint32_t routed = routed_colors_in(area) & ~taken_mask(ChannelGrant::Kind::color, area);
+    for (unsigned c = 0; c < 32; ++c)
+      if ((routed >> c) & 1u) out += "\n  color " + std::to_string(c) + " has routes set by hand inside the area";
+    return out + "\nUse a smaller area, fewer collectives over the same PEs, or algorithms with fewer colors.";
+  }
+
   void add_stream(StreamSpec s) {
     const std::string where = std::string(s.input ? "input" : "output") + " stream '" + s.name + "'";
     if (!in_grid(s.pe)) throw ProgramError(where + ": PE " + to_string(s.pe) + " is outside the " + grid_text() + " grid");
@@ -324,6 +452,7 @@ class Program {
   mutable bool sorted_ = true;
   std::vector<FilterEntry> filters_;
   std::vector<StreamSpec> streams_;
+  std::vector<ChannelGrant> grants_;
 };
 
 inline void Program::validate() const {

@@ -38,6 +38,7 @@
 ///
 /// Use (host side):
 ///   wse::kernels::CannonParams p{.area = {{0, 0}, P, P}, .mb = 32, .nb = 32, .kb = 32};
+///   wse::kernels::cannon_channels(prog, p);  // colors and task ids from the program's allocator
 ///   // check wse::kernels::cannon_params_error(p) == nullptr
 ///   prog.add_region<wse::kernels::GemmCannon>(p.area, p);
 ///   wse::kernels::cannon_routes(prog.route_sink(), p);
@@ -58,7 +59,7 @@
 ///   - a square area (p = width = height), mb, nb, kb >= 1;
 ///   - the 4 row_colors and 4 col_colors are distinct usable colors (0..20) (none are used
 ///     when p = 1); the 4 task ids are distinct local ids valid on WSE-2 and WSE-3 (8..30)
-///     and none equals a color;
+///     and none equals a color (cannon_channels picks such values);
 ///   - PE memory: cannon_floats_per_pe(p) floats (2 A + 2 B + 1 C blocks) plus the kernel
 ///     object (112 bytes) fit 48 KiB. 32×32×32 blocks: 5 blocks = 20 KiB;
 ///   - the routes come from cannon_routes with the same Params.
@@ -67,6 +68,7 @@
 #include <cstdint>
 #include <wse/kernel.hpp>
 
+#include "channels.hpp"
 #include "gemm_common.hpp"
 
 namespace wse::kernels {
@@ -142,6 +144,29 @@ template <class Sink> constexpr void cannon_routes(Sink&& sink, const CannonPara
       const Coord col_from{static_cast<std::uint16_t>(p.area.origin.x + line), static_cast<std::uint16_t>(p.area.origin.y + src)};
       routes::path(sink, p.col_colors[slot], col_from, dst > src ? Port::south : Port::north, static_cast<std::uint16_t>(hops + 1));
     }
+}
+
+/// Fills the 8 colors and 4 task ids of `p` from the program's channel allocator
+/// (wse::Program, or anything with allocate_color / allocate_task). Set the area first.
+/// Each color is asked over the bounding rectangle of its transfers' paths, or over the hull
+/// of all of them when that rectangle misses another of the kernel's colors (see
+/// channels.hpp); a color no transfer uses (slots 0 and 2 at p = 2, all at p = 1) gets no
+/// grant. The task ids are asked over p.area. Askers read "<name> row_colors[0]", ...
+template <class Channels> void cannon_channels(Channels& prog, CannonParams& p, const char* name = "cannon") {
+  static constexpr const char* names[8] = {"row_colors[0]", "row_colors[1]", "row_colors[2]", "row_colors[3]",
+                                           "col_colors[0]", "col_colors[1]", "col_colors[2]", "col_colors[3]"};
+  static constexpr const char* task_names[4] = {"tasks[0]", "tasks[1]", "tasks[2]", "tasks[3]"};
+  CannonParams probe = p;
+  for (unsigned i = 0; i < 4; ++i) {
+    probe.row_colors[i] = Color{i};
+    probe.col_colors[i] = Color{4 + i};
+  }
+  const channels_detail::Footprints fp = channels_detail::footprints([&](auto&& sink) { cannon_routes(sink, probe); });
+  channels_detail::ColorSlot colors[8]{};
+  for (unsigned i = 0; i < 8; ++i) colors[i] = {i < 4 ? &p.row_colors[i] : &p.col_colors[i - 4], names[i], fp.box[i]};
+  channels_detail::TaskSlot tasks[4]{};
+  for (unsigned t = 0; t < 4; ++t) tasks[t] = {&p.tasks[t], task_names[t]};
+  channels_detail::fill(prog, name, colors, 8, tasks, 4, p.area);
 }
 
 /// The Cannon GEMM kernel (see the file comment).

@@ -53,6 +53,7 @@
 ///
 /// Use (host side):
 ///   wse::kernels::SummaParams p{.area = prog.grid(), .mb = 32, .nb = 32, .k = 1024};
+///   wse::kernels::summa_channels(prog, p);  // colors and task ids from the program's allocator
 ///   // check wse::kernels::summa_params_error(p) == nullptr
 ///   prog.add_region<wse::kernels::GemmSumma>(p.area, p);
 ///   wse::kernels::summa_routes(prog.route_sink(), p);
@@ -69,7 +70,7 @@
 ///   - px, py <= 4 · summa_max_colors_per_axis (40); the first ceil(px/4) row_colors and the
 ///     first ceil(py/4) col_colors (none when px or py is 1) are distinct usable colors
 ///     (0..20); the 2 task ids are distinct local ids valid on WSE-2 and WSE-3 (8..30) and
-///     none equals a used color;
+///     none equals a used color (summa_channels picks such values);
 ///   - PE memory: summa_floats_per_pe(p) floats plus the kernel object (192 bytes) fit
 ///     48 KiB. 32×32×32 blocks: 7 blocks = 28 KiB (3 home + 2 + 2 receive buffers);
 ///   - the routes come from summa_routes with the same Params.
@@ -79,6 +80,7 @@
 #include <cstdint>
 #include <wse/kernel.hpp>
 
+#include "channels.hpp"
 #include "gemm_common.hpp"
 
 namespace wse::kernels {
@@ -176,6 +178,32 @@ template <class Sink> constexpr void summa_routes(Sink&& sink, const SummaParams
       for (unsigned ci = 0; ci < mc; ++ci)
         sink(c, p.col_colors[ci], gemm_detail::broadcast_route(dy, ci, mc, py, Port::north, Port::south));
     }
+}
+
+/// Fills the first ceil(px/4) row_colors, the first ceil(py/4) col_colors and both task ids
+/// of `p` from the program's channel allocator (wse::Program, or anything with
+/// allocate_color / allocate_task); the other colors are unused and keep their values. Set
+/// the area first. Every broadcast color is routed at every PE of the area, so each is asked
+/// over p.area, as are the task ids. Askers read "<name> row_colors[0]", ... Does nothing
+/// for an area wider or taller than 40 PEs (summa_params_error reports it).
+template <class Channels> void summa_channels(Channels& prog, SummaParams& p, const char* name = "summa") {
+  static constexpr const char* row_names[summa_max_colors_per_axis] = {
+      "row_colors[0]", "row_colors[1]", "row_colors[2]", "row_colors[3]", "row_colors[4]",
+      "row_colors[5]", "row_colors[6]", "row_colors[7]", "row_colors[8]", "row_colors[9]"};
+  static constexpr const char* col_names[summa_max_colors_per_axis] = {
+      "col_colors[0]", "col_colors[1]", "col_colors[2]", "col_colors[3]", "col_colors[4]",
+      "col_colors[5]", "col_colors[6]", "col_colors[7]", "col_colors[8]", "col_colors[9]"};
+  const unsigned mr = summa_colors_needed(p.area.width), mc = summa_colors_needed(p.area.height);
+  if (mr > summa_max_colors_per_axis || mc > summa_max_colors_per_axis) return;
+  SummaParams probe = p;
+  for (unsigned i = 0; i < mr; ++i) probe.row_colors[i] = Color{i};
+  for (unsigned i = 0; i < mc; ++i) probe.col_colors[i] = Color{mr + i};
+  const channels_detail::Footprints fp = channels_detail::footprints([&](auto&& sink) { summa_routes(sink, probe); });
+  channels_detail::ColorSlot colors[2 * summa_max_colors_per_axis]{};
+  for (unsigned i = 0; i < mr; ++i) colors[i] = {&p.row_colors[i], row_names[i], fp.box[i]};
+  for (unsigned i = 0; i < mc; ++i) colors[mr + i] = {&p.col_colors[i], col_names[i], fp.box[mr + i]};
+  channels_detail::TaskSlot tasks[2] = {{&p.tasks[0], "tasks[0]"}, {&p.tasks[1], "tasks[1]"}};
+  channels_detail::fill(prog, name, colors, mr + mc, tasks, 2, p.area);
 }
 
 /// The SUMMA GEMM kernel (see the file comment).

@@ -55,6 +55,7 @@
 ///
 /// Use (host side):
 ///   wse::kernels::GemvParams p{.area = prog.grid(), .m = 250, .n = 300};
+///   wse::kernels::gemv_channels(prog, p);  // colors and task id from the program's allocator
 ///   // check wse::kernels::gemv_params_error(p) == nullptr  (gemv_params_error<T, Acc> for others)
 ///   prog.add_region<wse::kernels::Gemv>(p.area, p);
 ///   wse::kernels::gemv_routes(prog.route_sink(), p);
@@ -77,12 +78,15 @@
 ///     acc_cols = 8 and no bias the largest square slot is 106 × 106 for fp32, 148 × 148 for
 ///     GemvMixed and 152 × 152 for GemvF16;
 ///   - x_color, sum_colors[0], sum_colors[1] distinct and usable (0..20); tasks[0] a local
-///     task id valid on WSE-2 and WSE-3 (8..30) equal to none of the colors;
+///     task id valid on WSE-2 and WSE-3 (8..30) equal to none of the colors (gemv_channels
+///     picks such values; the defaults 0, 1, 2 and 24 are one such choice);
 ///   - the routes come from gemv_routes with the same Params.
 /// Resources per PE: 3 colors (x: 1 receive route; sums: at most one send and one receive
 /// route), 1 local task id, at most 2 asynchronous ops in flight.
 #include <cstdint>
 #include <wse/kernel.hpp>
+
+#include "channels.hpp"
 
 namespace wse::kernels {
 
@@ -189,6 +193,28 @@ template <class Sink> constexpr void gemv_routes(Sink&& sink, const GemvParams& 
   for (std::uint16_t j = 0; j < h; ++j)
     routes::checkerboard_chain(sink, p.sum_colors, Coord{p.area.origin.x, static_cast<std::uint16_t>(p.area.origin.y + j)},
                                Port::east, w);
+}
+
+/// Fills x_color, sum_colors and tasks[0] of `p` from the program's channel allocator
+/// (wse::Program, or anything with allocate_color / allocate_task), so the kernel shares the
+/// fabric with others without hand-picked numbers. Set area, m and n first. Each color is
+/// asked over the bounding rectangle of its routes: x_color over gemv_active_area(p), a sum
+/// color over the columns that send or receive on it; with one active column the sum colors
+/// are not routed and get no grant (see channels.hpp). The task id is asked over
+/// gemv_active_area(p). Askers read "<name> x_color", "<name> sum_colors[0]", ...
+/// x_color is granted only inside the area: when the area does not touch the north edge, the
+/// kernel north of it that feeds x must send on p.x_color.
+template <class Channels> void gemv_channels(Channels& prog, GemvParams& p, const char* name = "gemv") {
+  GemvParams probe = p;
+  probe.x_color = Color{0};
+  probe.sum_colors[0] = Color{1};
+  probe.sum_colors[1] = Color{2};
+  const channels_detail::Footprints fp = channels_detail::footprints([&](auto&& sink) { gemv_routes(sink, probe); });
+  channels_detail::ColorSlot colors[3] = {{&p.x_color, "x_color", fp.box[0]},
+                                          {&p.sum_colors[0], "sum_colors[0]", fp.box[1]},
+                                          {&p.sum_colors[1], "sum_colors[1]", fp.box[2]}};
+  channels_detail::TaskSlot tasks[1] = {{&p.tasks[0], "tasks[0]"}};
+  channels_detail::fill(prog, name, colors, 3, tasks, 1, gemv_active_area(p));
 }
 
 /// The Gemv kernel (see the file comment). Use it through the aliases below.

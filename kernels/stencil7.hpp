@@ -41,6 +41,7 @@
 ///
 /// Use (host side):
 ///   wse::kernels::Stencil7Params p{.area = rect, .nz = 64, .sweeps = 1, .c0 = ..., ...};
+///   wse::kernels::stencil7_channels(prog, p);  // colors and task ids from the program's allocator
 ///   // check wse::kernels::stencil7_params_error(p) == nullptr
 ///   prog.add_region<wse::kernels::Stencil7>(p.area, p);
 ///   wse::kernels::stencil7_routes(prog.route_sink(), p);
@@ -57,13 +58,15 @@
 ///     48 KiB of a PE: nz <= 2042 (checked at load, which names the PE);
 ///   - the five colors are distinct and usable (not 21..23); the five task ids are distinct
 ///     local task ids valid on the arch (24..30 fit WSE-2 and WSE-3) and none equals one of the
-///     colors (on WSE-2 a color's data-task id is the color number);
+///     colors (on WSE-2 a color's data-task id is the color number); stencil7_channels picks
+///     such values;
 ///   - the PE lies inside `area`; the routes come from stencil7_routes with the same Params.
 /// Resources per PE: 5 colors routed (1 send, up to 4 receive), 5 local task ids, at most 5
 /// asynchronous ops in flight.
 #include <cstdint>
 #include <wse/kernel.hpp>
 
+#include "channels.hpp"
 #include "elementwise.hpp"
 
 namespace wse::kernels {
@@ -146,6 +149,27 @@ template <class Sink> constexpr void stencil7_routes(Sink&& sink, const Stencil7
       }
       if (!tx.empty()) sink(c, p.colors[stencil7_color_slot(p.area, c)], ColorRoute{Port::ramp, tx});
     }
+}
+
+/// Fills the 5 colors and 5 task ids of `p` from the program's channel allocator
+/// (wse::Program, or anything with allocate_color / allocate_task). Set the area first.
+/// Each color is asked over the bounding rectangle of its routes, or over the hull of all of
+/// them when that rectangle misses another of the kernel's colors (see channels.hpp); a
+/// color with no route (in a 1x1, 2x1, ... area) gets no grant. The task ids are asked over
+/// p.area. Askers read "<name> colors[0]", ...
+template <class Channels> void stencil7_channels(Channels& prog, Stencil7Params& p, const char* name = "stencil7") {
+  static constexpr const char* names[5] = {"colors[0]", "colors[1]", "colors[2]", "colors[3]", "colors[4]"};
+  static constexpr const char* task_names[5] = {"tasks[0]", "tasks[1]", "tasks[2]", "tasks[3]", "tasks[4]"};
+  Stencil7Params probe = p;
+  for (unsigned i = 0; i < 5; ++i) probe.colors[i] = Color{i};
+  const channels_detail::Footprints fp = channels_detail::footprints([&](auto&& sink) { stencil7_routes(sink, probe); });
+  channels_detail::ColorSlot colors[5]{};
+  channels_detail::TaskSlot tasks[5]{};
+  for (unsigned i = 0; i < 5; ++i) {
+    colors[i] = {&p.colors[i], names[i], fp.box[i]};
+    tasks[i] = {&p.tasks[i], task_names[i]};
+  }
+  channels_detail::fill(prog, name, colors, 5, tasks, 5, p.area);
 }
 
 /// The 7-point stencil SpMV kernel (see the file comment).

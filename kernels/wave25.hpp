@@ -47,6 +47,7 @@
 ///
 /// Use (host side):
 ///   wse::kernels::Wave25Params p{.area = rect, .nz = 64, .steps = 100, .c0 = ..., .cx = {...}, ...};
+///   wse::kernels::wave25_channels(prog, p);  // colors and task ids from the program's allocator
 ///   // check wse::kernels::wave25_params_error(p) == nullptr
 ///   prog.add_region<wse::kernels::Wave25>(p.area, p);
 ///   wse::kernels::wave25_routes(prog.route_sink(), p);
@@ -60,7 +61,8 @@
 ///   - nz >= 1; memory: 8·nz floats (u, u_prev, m, acc, 4 halo pencils) + the kernel object
 ///     must fit the 48 KiB of a PE: nz <= 1526 (checked at load, which names the PE);
 ///   - the 18 colors are distinct and usable (not 21..23); the 6 task ids are distinct local
-///     task ids valid on the arch (24..30 fit WSE-2 and WSE-3), none equal to a color;
+///     task ids valid on the arch (24..30 fit WSE-2 and WSE-3), none equal to a color
+///     (wave25_channels picks such values);
 ///   - the PE lies inside `area`; the routes come from wave25_routes with the same Params.
 /// Resources per PE: 18 colors routed (2 sends, up to 16 receives), 6 local task ids, at most
 /// 6 asynchronous ops in flight (2 sends + one group of 4 receives), at most 4 input colors
@@ -68,6 +70,7 @@
 #include <cstdint>
 #include <wse/kernel.hpp>
 
+#include "channels.hpp"
 #include "elementwise.hpp"
 #include "stencil7.hpp"  // stencil_detail::neighbor, stencil_detail::check_ids
 
@@ -142,6 +145,32 @@ template <class Sink> constexpr void wave25_routes(Sink&& sink, const Wave25Para
       stencil_detail::wave25_axis_routes(sink, p.area, c, Port::west, Port::east, p.x_colors, true);
       stencil_detail::wave25_axis_routes(sink, p.area, c, Port::north, Port::south, p.y_colors, false);
     }
+}
+
+/// Fills the 18 colors and 6 task ids of `p` from the program's channel allocator
+/// (wse::Program, or anything with allocate_color / allocate_task). Set the area first.
+/// x_colors[k] is asked over the columns its pencils cross (4 west of column k to 4 east of
+/// the last column i = k mod 9, within the area), in every row, so it may get a band
+/// narrower than the area; y_colors[k] likewise over rows. A color no PE of the area sends
+/// on (x_colors[k] for k >= width; all x_colors in a one-column area) gets no grant (see
+/// channels.hpp). The task ids are asked over p.area. Askers read "<name> x_colors[0]", ...
+template <class Channels> void wave25_channels(Channels& prog, Wave25Params& p, const char* name = "wave25") {
+  static constexpr const char* names[18] = {
+      "x_colors[0]", "x_colors[1]", "x_colors[2]", "x_colors[3]", "x_colors[4]", "x_colors[5]",
+      "x_colors[6]", "x_colors[7]", "x_colors[8]", "y_colors[0]", "y_colors[1]", "y_colors[2]",
+      "y_colors[3]", "y_colors[4]", "y_colors[5]", "y_colors[6]", "y_colors[7]", "y_colors[8]"};
+  static constexpr const char* task_names[6] = {"tasks[0]", "tasks[1]", "tasks[2]", "tasks[3]", "tasks[4]", "tasks[5]"};
+  Wave25Params probe = p;
+  for (unsigned i = 0; i < 9; ++i) {
+    probe.x_colors[i] = Color{i};
+    probe.y_colors[i] = Color{9 + i};
+  }
+  const channels_detail::Footprints fp = channels_detail::footprints([&](auto&& sink) { wave25_routes(sink, probe); });
+  channels_detail::ColorSlot colors[18]{};
+  for (unsigned i = 0; i < 18; ++i) colors[i] = {i < 9 ? &p.x_colors[i] : &p.y_colors[i - 9], names[i], fp.box[i]};
+  channels_detail::TaskSlot tasks[6]{};
+  for (unsigned t = 0; t < 6; ++t) tasks[t] = {&p.tasks[t], task_names[t]};
+  channels_detail::fill(prog, name, colors, 18, tasks, 6, p.area);
 }
 
 /// The 25-point wave-equation kernel (see the file comment).

@@ -7,7 +7,8 @@
 // physical index 2l (first half) or 2(p-1-l)+1 (second half), so ring neighbours, including
 // the ring's wrap-around, are at most two PEs apart. The host does the initial skew while
 // placing the blocks: logical PE (i, j), at physical (x, y) = (phys(j), phys(i)), gets
-// A(i, (i+j) mod p) and B((i+j) mod p, j), and holds C(i, j) at the end.
+// A(i, (i+j) mod p) and B((i+j) mod p, j), and holds C(i, j) at the end. The 8 shift colors
+// and 4 task ids come from the program's channel allocator (cannon_channels).
 //
 // For each grid shape the same loaded program runs twice: a case with small integers, exact
 // in fp32 and compared bit for bit with the reference, and a random case checked norm-wise
@@ -84,11 +85,12 @@ static std::uint64_t checksum(const std::vector<float>& v) {  // FNV-1a over the
 static int run_shape(const Shape& s, unsigned threads, unsigned jitter) {
   const std::uint32_t p = s.p, M = p * s.mb, N = p * s.nb, K = p * s.kb;
   wk::CannonParams prm{.area = {{0, 0}, s.p, s.p}, .mb = s.mb, .nb = s.nb, .kb = s.kb, .keep_inputs = s.keep_inputs};
+  wse::Program prog(wse::arch::wse2, s.p, s.p);
+  wk::cannon_channels(prog, prm);  // shift colors and task ids from the program's allocator
   if (const char* e = wk::cannon_params_error(prm)) {
     std::printf("  %ux%u: %s\n", s.p, s.p, e);
     return 1;
   }
-  wse::Program prog(wse::arch::wse2, s.p, s.p);
   prog.add_region<wk::GemmCannon>(prm.area, prm);
   wk::cannon_routes(prog.route_sink(), prm);
   wse::emu::EmuConfig cfg;

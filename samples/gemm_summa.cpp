@@ -5,7 +5,8 @@
 // and the (mb, nb) block C[y·mb.., x·nb..], each column-major (M = py·mb, N = px·nb,
 // K = px·ka = py·kb). The host copies the blocks in, launches "gemm" and reads C back.
 // At each step the PEs of one column broadcast their A blocks along their rows and the PEs
-// of one row their B blocks down their columns; every PE accumulates C += A_k·B_k.
+// of one row their B blocks down their columns; every PE accumulates C += A_k·B_k. The
+// broadcast colors and task ids come from the program's channel allocator (summa_channels).
 //
 // For each grid shape the same loaded program runs twice (so the broadcast switches must
 // come back to their first position): a case with small integers, whose products and sums
@@ -85,11 +86,12 @@ static std::uint64_t checksum(const std::vector<float>& v) {  // FNV-1a over the
 static int run_shape(const Shape& s, unsigned threads, unsigned jitter) {
   const std::uint32_t M = s.M(), N = s.N(), K = s.k, ka = K / s.px, kb = K / s.py;
   wse::kernels::SummaParams p{.area = {{0, 0}, s.px, s.py}, .mb = s.mb, .nb = s.nb, .k = s.k};
+  wse::Program prog(wse::arch::wse2, s.px, s.py);
+  wse::kernels::summa_channels(prog, p);  // broadcast colors and task ids from the program's allocator
   if (const char* e = wse::kernels::summa_params_error(p)) {
     std::printf("  %ux%u: %s\n", s.px, s.py, e);
     return 1;
   }
-  wse::Program prog(wse::arch::wse2, s.px, s.py);
   prog.add_region<wse::kernels::GemmSumma>(p.area, p);
   wse::kernels::summa_routes(prog.route_sink(), p);
   wse::emu::EmuConfig cfg;

@@ -9,6 +9,8 @@
 //  3. the partial sums stream west -> east along every row on two alternating colors, each PE
 //     adding its own as the elements pass; the west column starts from b, the east column
 //     keeps y, which the host reads with a memcpy.
+// The three colors and the task id come from the program's channel allocator
+// (kern::gemv_channels), not from fixed numbers; the sample prints what it handed out.
 //
 // Three variants of the kernel: fp32 (Gemv), mixed f16 x f16 + f32 (GemvMixed) and pure fp16
 // (GemvF16). Each runs two cases on one loaded program (the second launch gets a new A, b and
@@ -113,19 +115,27 @@ static std::vector<typename Ar::Acc> host_model(const kern::GemvParams& p, const
   return y;
 }
 
-// A loaded Gemv program: kernel K with element types (T, Acc).
+// A loaded Gemv program: kernel K with element types (T, Acc). When the Params are not
+// usable, `error` says why and nothing is loaded.
 template <template <class> class K, class T, class Acc> class GemvDevice {
  public:
   GemvDevice(const kern::GemvParams& p, unsigned threads) : p_(p), prog_(wse::arch::wse2, px, py) {
-    prog_.add_region<K>(p.area, p, "gemv");
-    kern::gemv_routes(prog_.route_sink(), p);
-    kern::gemv_x_streams(p, [&](std::uint32_t i, wse::Coord c, wse::Color col, wse::Port edge) {
+    kern::gemv_channels(prog_, p_);  // x_color, sum_colors, tasks[0] from the program's allocator
+    error = kern::gemv_params_error<T, Acc>(p_);
+    if (error != nullptr) return;
+    prog_.add_region<K>(p_.area, p_, "gemv");
+    kern::gemv_routes(prog_.route_sink(), p_);
+    kern::gemv_x_streams(p_, [&](std::uint32_t i, wse::Coord c, wse::Color col, wse::Port edge) {
       prog_.add_input_stream("x" + std::to_string(i), col, c, edge);
     });
     wse::emu::EmuConfig cfg;
     cfg.threads = threads;
     rt_.emplace(prog_, cfg);
   }
+
+  const char* error = nullptr;
+  // One line per color and task id the kernel was given.
+  std::string channels() const { return prog_.channel_report(); }
 
   // Copies A (row-major m × n) into the per-PE slots and b into the west column.
   void load(const std::vector<T>& A, const std::vector<Acc>& b) {
@@ -221,15 +231,16 @@ static bool check(const char* name, Dev& dev, const kern::GemvParams& p, const s
 }
 
 // Both cases of one variant on one loaded program (the second is a second launch).
-template <template <class> class K, class Ar> static bool run_variant(unsigned threads) {
+template <template <class> class K, class Ar> static bool run_variant(unsigned threads, bool show_channels) {
   using T = typename Ar::T;
   using Acc = typename Ar::Acc;
   const kern::GemvParams p{.area = {{0, 0}, px, py}, .m = M, .n = N, .bias = true};
-  if (const char* e = kern::gemv_params_error<T, Acc>(p)) {
-    std::printf("  %s: %s\n", Ar::name, e);
+  GemvDevice<K, T, Acc> dev(p, threads);
+  if (dev.error != nullptr) {
+    std::printf("  %s: %s\n", Ar::name, dev.error);
     return false;
   }
-  GemvDevice<K, T, Acc> dev(p, threads);
+  if (show_channels) std::printf(" channels (Program::channel_report):\n%s", dev.channels().c_str());
   const std::uint64_t predicted = kern::gemv_bytes_per_pe<T, Acc>(p);
   std::printf(" %s: A slot %ux%u per PE, %u bytes per PE (gemv_bytes_per_pe: %llu)\n", Ar::name, kern::gemv_mb(p),
               kern::gemv_nb(p), dev.bytes_per_pe(), (unsigned long long)predicted);
@@ -261,9 +272,9 @@ int main(int argc, char** argv) {
   const unsigned threads = argc > 1 ? unsigned(std::atoi(argv[1])) : 1;
   std::printf("gemv_grid: y = A*x + b, A is %ux%u, on %ux%u PEs (%u columns x %u rows), %u thread(s)\n", M, N, px, py,
               px, py, threads);
-  bool ok = run_variant<kern::Gemv, F32Arith>(threads);
-  ok &= run_variant<kern::GemvMixed, MixedArith>(threads);
-  ok &= run_variant<kern::GemvF16, F16Arith>(threads);
+  bool ok = run_variant<kern::Gemv, F32Arith>(threads, true);  // the variants share one shape, so one report
+  ok &= run_variant<kern::GemvMixed, MixedArith>(threads, false);
+  ok &= run_variant<kern::GemvF16, F16Arith>(threads, false);
   std::printf("gemv_grid: %s\n", ok ? "all match" : "MISMATCH");
   return ok ? 0 : 1;
 }

@@ -7,6 +7,8 @@
 //  2. receive the four neighbours' pencils into four halo buffers, concurrently;
 //  3. when all five ops are done, y = c0·x + (z neighbours, from its own memory, through
 //     offset DSDs) + (the four halos); for the next sweep x <- y.
+// The five colors and five task ids come from the program's channel allocator
+// (stencil7_channels).
 //
 // Two cases, each `sweeps` SpMVs in one launch (y = A^sweeps · x):
 //  - integer case: small integer x and coefficients, so every value is an integer below 2^24
@@ -57,9 +59,10 @@ struct Result {
   wse::emu::Stats stats;
 };
 
-static Result run_device(const wse::kernels::Stencil7Params& p, const std::vector<float>& x0, unsigned threads,
+static Result run_device(wse::kernels::Stencil7Params p, const std::vector<float>& x0, unsigned threads,
                          unsigned jitter, bool timed = false) {
   wse::Program prog(wse::arch::wse2, nx, ny);
+  wse::kernels::stencil7_channels(prog, p);  // the 5 halo colors and 5 task ids from the program's allocator
   prog.add_region<wse::kernels::Stencil7>(p.area, p);
   wse::kernels::stencil7_routes(prog.route_sink(), p);
 

@@ -10,6 +10,7 @@
 //  2. add the centre and the 8 z-neighbours from its own pencil (offset DSDs);
 //  3. receive the 4 west pencils (concurrently), add them; then the 4 east, north, south ones;
 //  4. u(t+1) = 2·u(t) − u(t−1) + m·acc; shift the time levels; next step.
+// The 18 colors and 6 task ids come from the program's channel allocator (wave25_channels).
 //
 // Two cases on a 12 × 10 grid of PEs (wider and taller than 9, so colors are reused and
 // interior PEs have all 16 halo pencils):
@@ -64,9 +65,10 @@ struct Result {
   wse::emu::PeStats totals;
 };
 
-static Result run_device(const wse::kernels::Wave25Params& p, const std::vector<float>& m, const std::vector<float>& u0,
+static Result run_device(wse::kernels::Wave25Params p, const std::vector<float>& m, const std::vector<float>& u0,
                          const std::vector<float>& u_prev0, unsigned threads, unsigned jitter) {
   wse::Program prog(wse::arch::wse2, nx, ny);
+  wse::kernels::wave25_channels(prog, p);  // the 18 colors and 6 task ids from the program's allocator
   prog.add_region<wse::kernels::Wave25>(p.area, p);
   wse::kernels::wave25_routes(prog.route_sink(), p);
 

@@ -1296,7 +1296,7 @@ constexpr bool level_uses_color(std::uint32_t length, std::uint32_t g, unsigned 
 /// Fixed cost of starting one step at a PE: task switch, op issue, queue hand-offs.
 constexpr std::uint32_t step_cycles(const arch::Arch& a) { return a.cycles.task_switch + a.cycles.dsd_issue + 2u; }
 /// Latency a streaming combine adds per PE it passes (input queue, op, output queue).
-constexpr std::uint32_t pass_cycles(const arch::Arch& a) { return a.hop_latency_cycles + 3u; }
+constexpr std::uint32_t pass_cycles(const arch::Arch& a) { return a.hop_latency_cycles + 1u; }
 
 /// Predicted cycles of a reduction of n elements along a line of `length` PEs, group g.
 constexpr std::uint64_t line_reduce_cycles(const arch::Arch& a, std::uint32_t length, std::uint32_t g, std::uint32_t n) {

@@ -1296,7 +1296,7 @@ constexpr bool level_uses_color(std::uint32_t length, std::uint32_t g, unsigned 
 /// Fixed cost of starting one step at a PE: task switch, op issue, queue hand-offs.
 constexpr std::uint32_t step_cycles(const arch::Arch& a) { return a.cycles.task_switch + a.cycles.dsd_issue + 2u; }
 /// Latency a streaming combine adds per PE it passes (input queue, op, output queue).
-constexpr std::uint32_t pass_cycles(const arch::Arch& a) { return a.hop_latency_cycles + 3u; }
+constexpr std::uint32_t pass_cycles(const arch::Arch& a) { return a.hop_latency_cycles + 1u; }
 
 /// Predicted cycles of a reduction of n elements along a line of `length` PEs, group g.
 constexpr std::uint64_t line_reduce_cycles(const arch::Arch& a, std::uint32_t length, std::uint32_t g, std::uint32_t n) {
@@ -2123,6 +2123,10 @@ class Program {
   /// Records a local task id picked by hand (see reserve_color).
   void reserve_task(std::string_view asker, Rect area, TaskId t) {
     check_grant_area(asker, area);
+    if (t.value < arch_->local_task_first || t.value > arch_->local_task_last)
+      throw ProgramError(std::string(asker) + ": task id " + std::to_string(t.value) + " is not a local task id on " +
+                         arch_->name + " (" + std::to_string(arch_->local_task_first) + ".." +
+                         std::to_string(arch_->local_task_last) + ")");
     reserve(ChannelGrant::Kind::task, t.value, asker, area);
   }
   /// How many usable colors allocate_color could still hand out over `area`.
@@ -2247,7 +2251,7 @@ class Program {
   std::uint32_t taken_mask(ChannelGrant::Kind kind, Rect area) const {
     std::uint32_t m = 0;
     for (const ChannelGrant& g : grants_)
-      if (g.kind == kind && overlaps(g.area, area)) m |= 1u << g.value;
+      if (g.kind == kind && g.value < 32 && overlaps(g.area, area)) m |= 1u << g.value;
     return m;
   }
   // Colors of routes already set inside `area` (hand-written routes keep their colors).

@@ -253,6 +253,10 @@ class Program {
   /// Records a local task id picked by hand (see reserve_color).
   void reserve_task(std::string_view asker, Rect area, TaskId t) {
     check_grant_area(asker, area);
+    if (t.value < arch_->local_task_first || t.value > arch_->local_task_last)
+      throw ProgramError(std::string(asker) + ": task id " + std::to_string(t.value) + " is not a local task id on " +
+                         arch_->name + " (" + std::to_string(arch_->local_task_first) + ".." +
+                         std::to_string(arch_->local_task_last) + ")");
     reserve(ChannelGrant::Kind::task, t.value, asker, area);
   }
   /// How many usable colors allocate_color could still hand out over `area`.
@@ -377,7 +381,7 @@ class Program {
   std::uint32_t taken_mask(ChannelGrant::Kind kind, Rect area) const {
     std::uint32_t m = 0;
     for (const ChannelGrant& g : grants_)
-      if (g.kind == kind && overlaps(g.area, area)) m |= 1u << g.value;
+      if (g.kind == kind && g.value < 32 && overlaps(g.area, area)) m |= 1u << g.value;
     return m;
   }
   // Colors of routes already set inside `area` (hand-written routes keep their colors).

@@ -8,6 +8,11 @@
 /// own outgoing link buffers). Phase B: every PE that a neighbor woke pulls wavelets from the
 /// neighbors' outgoing buffers into its own incoming buffers. Each buffer has one writer per
 /// phase, so no locks are needed and the result does not depend on the thread count.
+///
+/// Cost follows work: a PE whose phase A moved nothing and that has nothing outgoing (and, in
+/// timed mode, no future event) falls asleep. Only new input can change such a PE, and new
+/// input always comes with a wake (a neighbour's outgoing wavelet, an input stream, a launch),
+/// so sleeping changes no result, only which PEs are visited.
 #include <algorithm>
 #include <barrier>
 #include <bit>
@@ -149,6 +154,7 @@ class Engine {
     std::vector<Pe*> pull;                  // phase B work list
     std::vector<std::vector<Pe*>> wake_to;  // [destination tile], written in phase A
     std::vector<Pe*> stream_pes;            // PEs with an input stream
+    std::vector<Pe*> sleepers;              // PEs that fell asleep with work (each listed once)
     std::vector<PeFault> faults;
     bool progress = false;
     bool skipped = false;  // some PE sat out this epoch (jitter)
@@ -503,11 +509,15 @@ class Engine {
         t.wake_to[pe->tile_].push_back(pe);
         continue;
       }
-      t.progress |= process(*pe);
+      const bool moved = process(*pe);
+      t.progress |= moved;
       if (pe->fault_) t.faults.push_back(*pe->fault_);
+      bool timed_wait = false;  // timed mode: something happens later without new input
       if (config_.timed) {
-        t.next_event = std::min(t.next_event, pe->next_time_event());
+        const std::uint64_t next = pe->next_time_event();
+        t.next_event = std::min(t.next_event, next);
         t.horizon = std::max(t.horizon, pe->horizon_);
+        timed_wait = next != ~0ull || pe->stalled_now_ || pe->wire_busy();
       }
       bool outgoing = false;  // one scan: wake the drainers and remember for phase B
       for (auto& cs : pe->colors_)
@@ -518,8 +528,30 @@ class Engine {
           else if (Pe* n = pe->neighbor_[d]) t.wake_to[n->tile_].push_back(n);
         }
       pe->out_pending_ = outgoing;
-      if (outgoing || pe->has_local_work()) t.wake_to[pe->tile_].push_back(pe);
+      if (!pe->has_local_work() && !outgoing) continue;
+      if (outgoing || moved || timed_wait || pe->fault_) {
+        t.wake_to[pe->tile_].push_back(pe);
+      } else {  // waits for input: sleep until a wavelet arrives (see the file comment)
+        pe->asleep_ = true;
+        if (!pe->listed_sleeper_) {
+          pe->listed_sleeper_ = true;
+          t.sleepers.push_back(pe);
+        }
+      }
     }
+  }
+
+  // Sleeping PEs that still hold work once nothing else can happen: the run is stuck on them.
+  void collect_stuck_sleepers() {
+    for (auto& t : tiles_)
+      for (Pe* pe : t.sleepers)
+        if (pe->asleep_ && pe->has_work()) report_.stuck.push_back(pe->describe_stuck());
+  }
+  bool any_stuck_sleeper() const {
+    for (const auto& t : tiles_)
+      for (const Pe* pe : t.sleepers)
+        if (pe->asleep_ && pe->has_work()) return true;
+    return false;
   }
 
   void phase_b(unsigned ti, std::uint64_t epoch) {
@@ -545,7 +577,10 @@ class Engine {
     // out_pending_ (set in phase A), never from the buffers themselves.
     t.awake.clear();
     for (Pe* pe : t.pull)
-      if (pe->out_pending_ || pe->has_local_work()) t.awake.push_back(pe);
+      if (pe->out_pending_ || pe->has_local_work()) {
+        pe->asleep_ = false;
+        t.awake.push_back(pe);
+      }
   }
 
   // Decides after phase B whether the run is over; fills report_.
@@ -575,7 +610,13 @@ class Engine {
       return true;
     }
     if (!work) {
-      report_.status = RunStatus::completed;
+      if (any_stuck_sleeper()) {  // waiting for input that nothing will send
+        report_.status = RunStatus::stalled;
+        collect_stuck_sleepers();
+        sort_stuck();
+      } else {
+        report_.status = RunStatus::completed;
+      }
       return true;
     }
     // Under jitter, an epoch where nothing moved proves nothing if some PE sat out: run one
@@ -597,12 +638,17 @@ class Engine {
       report_.status = progress ? RunStatus::epoch_limit : RunStatus::stalled;
       for (auto& t : tiles_)
         for (Pe* pe : t.awake) report_.stuck.push_back(pe->describe_stuck());
-      std::sort(report_.stuck.begin(), report_.stuck.end(),
-                [](const StuckPe& a, const StuckPe& b) { return std::pair(a.pe.y, a.pe.x) < std::pair(b.pe.y, b.pe.x); });
+      collect_stuck_sleepers();
+      sort_stuck();
       return true;
     }
     if (config_.timed) ++now_;
     return false;
+  }
+
+  void sort_stuck() {
+    std::sort(report_.stuck.begin(), report_.stuck.end(),
+              [](const StuckPe& a, const StuckPe& b) { return std::pair(a.pe.y, a.pe.x) < std::pair(b.pe.y, b.pe.x); });
   }
 
   // Timed mode: closes the run's cycle count; the next run starts where this one ended.
@@ -649,13 +695,18 @@ inline RunReport Engine::run() {
   }
   std::sort(start_wake_.begin(), start_wake_.end(), [](const Pe* a, const Pe* b) { return a->index_ < b->index_; });
   start_wake_.erase(std::unique(start_wake_.begin(), start_wake_.end()), start_wake_.end());
-  for (Pe* pe : start_wake_) tiles_[pe->tile_].awake.push_back(pe);
+  for (Pe* pe : start_wake_) {
+    pe->asleep_ = false;
+    tiles_[pe->tile_].awake.push_back(pe);
+  }
   start_wake_.clear();
   for (auto& t : tiles_) {
     // Input streams with data also wake their PEs.
     for (Pe* pe : t.stream_pes)
-      if (has_pending_input(*pe) && std::find(t.awake.begin(), t.awake.end(), pe) == t.awake.end())
+      if (has_pending_input(*pe) && std::find(t.awake.begin(), t.awake.end(), pe) == t.awake.end()) {
+        pe->asleep_ = false;
         t.awake.push_back(pe);
+      }
   }
   std::uint64_t epochs = 0;
   const unsigned n = static_cast<unsigned>(tiles_.size());

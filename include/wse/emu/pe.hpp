@@ -367,6 +367,10 @@ class Pe {
   // Outgoing buffers were non-empty at the end of this PE's last phase A. Only the owner
   // writes it; phase B reads it instead of the buffers, which neighbours are draining.
   bool out_pending_ = false;
+  // Asleep: its last phase A moved nothing and only a wavelet from outside can change that
+  // (it waits for input), so phase A skips it until a neighbour or stream delivers to it.
+  bool asleep_ = false;
+  bool listed_sleeper_ = false;  // in its tile's `sleepers` (checked when the run goes quiet)
   bool use_simd_ = true;  // EmuConfig::simd
 
   // Timed mode (EmuConfig::timed; docs/timing.md). now_ is the cycle being simulated, set by

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -155,9 +156,10 @@ template <class T> void sweep(std::uint16_t w, std::uint16_t h, std::uint32_t n)
       if (!coll::reduces(kind) && op != coll::Op::sum) continue;
       for (coll::Algorithm alg : all_algorithms) {
         if (!coll::reduces(kind) && alg != coll::Algorithm::chain) continue;
-        CAPTURE(coll::kind_name(kind));
-        CAPTURE(coll::op_name(op));
-        CAPTURE(coll::algorithm_name(alg));
+        const std::string kind_name = coll::kind_name(kind), op_name = coll::op_name(op), alg_name = coll::algorithm_name(alg);
+        CAPTURE(kind_name);
+        CAPTURE(op_name);
+        CAPTURE(alg_name);
         CAPTURE(w);
         CAPTURE(h);
         CAPTURE(n);
@@ -172,7 +174,215 @@ template <class T> void sweep(std::uint16_t w, std::uint16_t h, std::uint32_t n)
 
 }  // namespace
 
-TEST_CASE("collectives: every kind, op and algorithm on a row, a column and odd rectangles (f32)") {
-  const std::uint16_t shapes[][2] = {{1, 1}, {1, 7}, {6, 1}, {5, 3}, {3, 4}, {2, 2}};
-  for (const auto& s : shapes) sweep<float>(s[0], s[1], 3);
+TEST_CASE_TEMPLATE("collectives: every kind, op and algorithm on 1x1, a row, a column, odd rectangles and 15x15", T,
+                   float, f16, std::int32_t) {
+  const std::uint16_t shapes[][2] = {{1, 1}, {1, 7}, {6, 1}, {5, 3}, {3, 4}, {2, 2}, {15, 15}};
+  for (const auto& s : shapes) sweep<T>(s[0], s[1], s[0] == 15 ? 2 : 3);
+}
+
+TEST_CASE("collectives: a sub-rectangle away from the grid origin, next to another collective") {
+  // Two allreduces over disjoint rectangles of one program share colors; each gets its own sum.
+  Program prog(arch::wse2, 9, 6);
+  const Rect left{{1, 1}, 3, 4}, right{{5, 0}, 4, 5};
+  const coll::Params a = coll::allreduce<float>(prog, left, 4, {.name = "left"});
+  const coll::Params b = coll::allreduce<float>(prog, right, 4, {.op = coll::Op::max, .name = "right"});
+  CHECK(a.bcast == b.bcast);  // disjoint: the same colors are granted again
+  const TaskId done = prog.allocate_task("test: done", prog.grid());
+  prog.add_region<RigKernel<float>::K>(left, RigParams{a, done}, "left");
+  prog.add_region<RigKernel<float>::K>(right, RigParams{b, done}, "right");
+  host::Runtime rt(prog, wse_test::config());
+  std::vector<float> in_a(left.area() * 4), in_b(right.area() * 4);
+  for (std::size_t i = 0; i < in_a.size(); ++i) in_a[i] = static_cast<float>(i % 5);
+  for (std::size_t i = 0; i < in_b.size(); ++i) in_b[i] = static_cast<float>((i * 3) % 11);
+  rt.memcpy_h2d<float>("buf", in_a, left, 4);
+  rt.memcpy_h2d<float>("buf", in_b, right, 4);
+  rt.launch("go");
+  REQUIRE(rt.run().ok());
+  const auto out_a = rt.read<float>("buf", left, 4), out_b = rt.read<float>("buf", right, 4);
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    float sum = 0, mx = -1;
+    for (std::uint32_t pe = 0; pe < left.area(); ++pe) sum += in_a[pe * 4 + i];
+    for (std::uint32_t pe = 0; pe < right.area(); ++pe) mx = std::max(mx, in_b[pe * 4 + i]);
+    for (std::uint32_t pe = 0; pe < left.area(); ++pe) CHECK(out_a[pe * 4 + i] == sum);
+    for (std::uint32_t pe = 0; pe < right.area(); ++pe) CHECK(out_b[pe * 4 + i] == mx);
+  }
+}
+
+namespace {
+struct TwoParams {
+  coll::Params bcast, sum;
+  TaskId next, done;
+};
+// Broadcast a scale from the root, multiply, then allreduce; started twice in a row.
+template <class PE> struct BroadcastThenSum {
+  using Params = TwoParams;
+  coll::Collective<PE, float> bcast, sum;
+  Array<float> scale, v;
+  Array<std::uint32_t> rounds;
+  TwoParams p;
+  void init(PE& pe, const Params& params) {
+    p = params;
+    coll::attach<&BroadcastThenSum::bcast>(pe, *this, p.bcast);
+    coll::attach<&BroadcastThenSum::sum>(pe, *this, p.sum);
+    scale = alloc<float>(pe, 1);
+    v = alloc<float>(pe, 5);
+    rounds = alloc<std::uint32_t>(pe, 1);
+    export_symbol(pe, "scale", scale);
+    export_symbol(pe, "v", v);
+    export_symbol(pe, "rounds", rounds);
+    export_function<&BroadcastThenSum::go>(pe, "go");
+    bind_local_task<&BroadcastThenSum::scaled>(pe, p.next);
+    bind_local_task<&BroadcastThenSum::finished>(pe, p.done);
+  }
+  void go(PE& pe) { bcast.start(pe, scale, then_activate(p.next)); }
+  void scaled(PE& pe) {
+    mul(pe, mem1d(v), mem1d(v), scale[0]);
+    sum.start(pe, v, then_activate(p.done));
+  }
+  void finished(PE&) { rounds[0] += 1; }
+};
+}  // namespace
+
+TEST_CASE("collectives: two collectives in one kernel, chained by completions, run twice") {
+  Program prog(arch::wse2, 7, 5);
+  TwoParams tp{coll::broadcast<float>(prog, prog.grid(), 1, {.name = "scale"}),
+               coll::allreduce<float>(prog, prog.grid(), 5, {.algorithm = coll::Algorithm::two_phase, .name = "sum"}),
+               prog.allocate_task("test: next", prog.grid()), prog.allocate_task("test: done", prog.grid())};
+  prog.add_region<BroadcastThenSum>(prog.grid(), tp);
+  host::Runtime rt(prog, wse_test::config());
+  const std::uint32_t P = 35;
+  std::vector<float> v(P * 5), scale(P, 0.0f);
+  for (std::uint32_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i % 4);
+  scale[0] = 2.0f;  // only the root's value counts
+  rt.memcpy_h2d<float>("v", v, prog.grid(), 5);
+  rt.memcpy_h2d<float>("scale", scale, prog.grid(), 1);
+  std::vector<float> expect(5, 0.0f);
+  for (std::uint32_t pe = 0; pe < P; ++pe)
+    for (std::uint32_t i = 0; i < 5; ++i) expect[i] += 2.0f * v[pe * 5 + i];
+  rt.launch("go");
+  REQUIRE(rt.run().ok());
+  auto out = rt.read<float>("v", prog.grid(), 5);
+  for (std::uint32_t pe = 0; pe < P; ++pe)
+    for (std::uint32_t i = 0; i < 5; ++i) CHECK(out[pe * 5 + i] == expect[i]);
+  rt.launch("go");  // again: every PE now holds the sums; scale by 2 and sum again
+  REQUIRE(rt.run().ok());
+  out = rt.read<float>("v", prog.grid(), 5);
+  for (std::uint32_t pe = 0; pe < P; ++pe)
+    for (std::uint32_t i = 0; i < 5; ++i) CHECK(out[pe * 5 + i] == 2.0f * P * expect[i]);
+  for (std::uint32_t r : rt.read<std::uint32_t>("rounds", prog.grid(), 1)) CHECK(r == 2);
+}
+
+namespace {
+// The factor each collective stays within, cycles / lower_bound_cycles (docs/collectives.md):
+// 3 per store-and-forward phase, plus 1. A phase is one reduction level along the rows or
+// along column 0 (chain: 1 level, two_phase: 2, tree: ceil(log2 L)), one gather or scatter
+// chain per dimension longer than 1, or the broadcast. A phase pays at most the hops twice
+// (each PE's streaming op adds about a cycle to each hop) or the message once. On a
+// rectangle the chunked kinds' reductions and allgather's broadcast move all P·n elements
+// while the bound lets the root use two links: those phases count twice.
+double documented_factor(const coll::Params& p) {
+  const bool rect = p.area.width > 1 && p.area.height > 1;
+  const double links = coll::chunked(p.kind) && rect ? 2 : 1;
+  double phases = 0;
+  if (coll::reduces(p.kind)) phases += (p.row.levels + p.col.levels) * links;
+  if (coll::chunked(p.kind)) phases += (p.area.width > 1) + (p.area.height > 1);
+  if (p.kind == coll::Kind::broadcast || p.kind == coll::Kind::allreduce) phases += 1;
+  if (p.kind == coll::Kind::allgather) phases += links;
+  return 3 * phases + 1;
+}
+}  // namespace
+
+TEST_CASE("collectives: timed cycles against the lower bound and the model, on WSE-2 and WSE-3") {
+  const std::uint16_t shapes[][2] = {{15, 15}, {32, 1}, {1, 24}, {9, 4}};
+  std::map<std::string, std::pair<double, double>> worst;  // "kind algorithm" -> (ratio, factor) at the largest ratio
+  for (const arch::Arch* a : {&arch::wse2, &arch::wse3})
+    for (const auto& s : shapes)
+      for (std::uint32_t size : {1u, 48u})
+        for (coll::Kind kind : all_kinds)
+          for (coll::Algorithm alg : all_algorithms) {
+            if (!coll::reduces(kind) && alg != coll::Algorithm::chain) continue;
+            if (wse_test::small() && (s[0] == 15 || size > 1)) continue;
+            // The chunked kinds move P·n elements: a smaller n keeps the run short.
+            const std::uint32_t n = coll::chunked(kind) && size > 1 ? 3 : size;
+            const std::string arch_name = a->name, kind_name = coll::kind_name(kind), alg_name = coll::algorithm_name(alg);
+            CAPTURE(arch_name);
+            CAPTURE(kind_name);
+            CAPTURE(alg_name);
+            CAPTURE(s[0]);
+            CAPTURE(s[1]);
+            CAPTURE(n);
+            std::vector<double> in;
+            coll::Params p;
+            const Outcome out = run_collective<float>(kind, s[0], s[1], n, {.algorithm = alg, .name = "timed"}, in, true, *a, &p);
+            REQUIRE_MESSAGE(out.ok, out.report);
+            CHECK(check(kind, coll::Op::sum, std::uint32_t{s[0]} * s[1], n, in, out) == 0);
+            const double bound = static_cast<double>(coll::lower_bound_cycles(*a, p));
+            const double cycles = static_cast<double>(out.cycles);
+            CHECK(cycles >= bound);
+            CHECK(cycles <= documented_factor(p) * bound);
+            auto& w = worst[kind_name + " " + (coll::reduces(kind) ? alg_name : std::string("-"))];
+            if (cycles / bound > w.first) w = {cycles / bound, documented_factor(p)};
+            const double predicted = static_cast<double>(coll::predict_cycles(*a, p));
+            CHECK(predicted >= 0.5 * cycles);
+            CHECK(predicted <= 2.0 * cycles);
+          }
+  std::string table = "largest cycles / lower bound (documented factor there):";
+  for (const auto& [name, w] : worst) table += "\n  " + name + ": " + std::to_string(w.first) + " (" + std::to_string(w.second) + ")";
+  MESSAGE(table);
+}
+
+TEST_CASE("collectives: automatic picks the predicted fastest, and timed counts do not depend on threads") {
+  // Few elements over a long line: fewer store-and-forward passes win; many: the chain wins.
+  CHECK(coll::choose_algorithm(arch::wse2, coll::Kind::allreduce, Rect{{0, 0}, 200, 1}, 1) != coll::Algorithm::chain);
+  CHECK(coll::choose_algorithm(arch::wse2, coll::Kind::allreduce, Rect{{0, 0}, 200, 1}, 4096) == coll::Algorithm::chain);
+  CHECK(coll::choose_algorithm(arch::wse2, coll::Kind::broadcast, Rect{{0, 0}, 200, 1}, 1) == coll::Algorithm::chain);
+  // With few colors left, automatic does not pick an algorithm that needs more.
+  CHECK(coll::choose_algorithm(arch::wse2, coll::Kind::allreduce, Rect{{0, 0}, 200, 1}, 1, 3) == coll::Algorithm::chain);
+  for (coll::Algorithm alg : all_algorithms) {
+    std::vector<std::uint64_t> cycles;
+    for (unsigned threads : {1u, 3u}) {
+      Program prog(arch::wse2, 11, 7);
+      const coll::Params cp = coll::allreduce<float>(prog, prog.grid(), 20, {.algorithm = alg});
+      prog.add_region<RigKernel<float>::K>(prog.grid(), RigParams{cp, prog.allocate_task("done", prog.grid())});
+      emu::EmuConfig cfg;
+      cfg.threads = threads;
+      cfg.timed = true;
+      host::Runtime rt(prog, cfg);
+      rt.launch("go");
+      const host::RunReport r = rt.run();
+      REQUIRE(r.ok());
+      cycles.push_back(r.cycles);
+    }
+    CHECK(cycles[0] == cycles[1]);
+  }
+}
+
+TEST_CASE("collectives: errors name the place and the askers") {
+  Program prog(arch::wse2, 8, 8);
+  // Outside the grid.
+  const std::string outside = wse_test::error_of([&] { coll::allreduce<float>(prog, Rect{{4, 4}, 5, 2}, 1); });
+  CHECK(wse_test::contains(outside, "allreduce"));
+  CHECK(wse_test::contains(outside, "(4,4)+5x2"));
+  // Running out of colors: every allreduce over the same 8x8 takes 5 (chain); the fifth fails
+  // and the message lists the earlier ones by name.
+  for (int i = 0; i < 4; ++i)
+    coll::allreduce<float>(prog, prog.grid(), 8, {.algorithm = coll::Algorithm::chain, .name = "a" + std::to_string(i)});
+  const std::string full = wse_test::error_of(
+      [&] { coll::allreduce<float>(prog, prog.grid(), 8, {.algorithm = coll::Algorithm::chain, .name = "late"}); });
+  CHECK(wse_test::contains(full, "no free color for allreduce 'late'"));
+  CHECK(wse_test::contains(full, "allreduce 'a0': rows reduce level 0"));
+  CHECK(wse_test::contains(full, "allreduce 'a3': broadcast"));
+  // A disjoint rectangle still has every color.
+  Program other(arch::wse2, 16, 8);
+  for (int i = 0; i < 4; ++i) coll::allreduce<float>(other, Rect{{0, 0}, 8, 8}, 8, {.algorithm = coll::Algorithm::chain});
+  CHECK_NOTHROW(coll::allreduce<float>(other, Rect{{8, 0}, 8, 8}, 8, {.algorithm = coll::Algorithm::tree}));
+}
+
+TEST_CASE("collectives: the description names the algorithm, colors and figures") {
+  Program prog(arch::wse2, 16, 16);
+  const coll::Params p = coll::allreduce<float>(prog, prog.grid(), 64, {.algorithm = coll::Algorithm::two_phase});
+  const std::string d = coll::describe(p, prog.arch());
+  CHECK(wse_test::contains(d, "allreduce sum f32 over (0,0)+16x16, n=64: two_phase"));
+  CHECK(wse_test::contains(d, "groups of 4, 2 levels"));
+  CHECK(wse_test::contains(d, "lower bound " + std::to_string(coll::lower_bound_cycles(arch::wse2, p))));
 }

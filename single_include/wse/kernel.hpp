@@ -262,8 +262,8 @@ inline constexpr Arch wse3{
 ///      k = 0:         combines what arrives into its buffer, next level   op   buf <- buf, fabin
 ///    so each group is one pipelined chain (chain: one group of L; tree: pairs; two_phase:
 ///    groups of ceil(sqrt L), then the group roots). Rows first, then column 0.
-///  - gather: PE p sends its chunk, then forwards the chunks from beyond it; the root receives
-///    them in order. Rows to column 0, then column 0 to the root, in blocks of w chunks.
+///  - gather: PE p sends its chunk, then forwards the chunks from beyond it (two ops issued at
+///    once on one color, which run in issue order); the root receives them in order. Rows to column 0, then column 0 to the root, in blocks of w chunks.
 ///  - scatter: the reverse (column 0 first, then the rows).
 ///  - broadcast: one color, root -> row 0 -> every column, delivered to every PE on the way.
 #include <cstdint>
@@ -1338,17 +1338,20 @@ constexpr std::uint64_t predict_cycles(const arch::Arch& a, const Params& p) {
   return t;
 }
 
-/// The simple lower bound a collective is measured against: hop latency to the PE farthest
-/// from the root, plus the wavelets that must cross the busiest point: n for broadcast,
-/// reduce and allreduce; for the chunked kinds the (P − 1)·n elements that enter or leave the
-/// root, over its one (line) or two (rectangle) links.
+/// The simple lower bound a collective is measured against: the hop latency to the PE
+/// farthest from the root plus the message length n in wavelets. For the chunked kinds the
+/// root (gather, scatter) or the farthest PE (allgather) also has to pass (P − 1)·n elements
+/// through its links, one per cycle per link (one link on a line, two on a rectangle), which
+/// can take longer.
 constexpr std::uint64_t lower_bound_cycles(const arch::Arch& a, const Params& p) {
   const std::uint64_t P = std::uint64_t{p.area.width} * p.area.height;
   if (P <= 1) return 0;
   const std::uint64_t hops = std::uint64_t{p.area.width - 1u + p.area.height - 1u} * a.hop_latency_cycles;
-  if (!chunked(p.kind)) return hops + p.count;
+  const std::uint64_t far = hops + p.count;
+  if (!chunked(p.kind)) return far;
   const std::uint64_t links = p.area.width > 1 && p.area.height > 1 ? 2 : 1;
-  return hops + ((P - 1) * p.count + links - 1) / links;
+  const std::uint64_t through = a.hop_latency_cycles + ((P - 1) * p.count + links - 1) / links;
+  return far > through ? far : through;
 }
 
 }  // namespace wse::collectives
@@ -1474,24 +1477,27 @@ template <class PE, class T> class Collective {
   }
 
   // Gather (toward_root) or scatter along a line: chunk p of `chunk` elements at base + p·chunk.
+  // A PE between the root and the far end issues two ops on one color at once: its own chunk
+  // and the pass-through for the PEs beyond. Ops on one color run in issue order, so the
+  // pass-through streams right after the own chunk with no task switch in between.
   Step move_step(PE& pe, const LinePlan& plan, std::uint32_t p, unsigned k, std::uint32_t base, std::uint32_t chunk,
                  bool toward_root) {
     const std::uint32_t L = plan.length;
-    if (L <= 1 || chunk == 0 || k > 1) return Step::end;
+    if (L <= 1 || chunk == 0 || k > 0) return Step::end;
     const Color send = plan.move[p % 2], recv = plan.move[(p + 1) % 2];
-    const std::uint32_t beyond = (L - 1 - p) * chunk;  // elements of the PEs past this one
-    if (k == 1) {  // forward what belongs to the PEs beyond
-      if (p == 0 || p + 1 == L) return Step::end;
-      wse::mov(pe, fabout<T>(send, beyond), fabin<T>(recv, beyond), next());
-      return Step::issued;
-    }
-    const std::uint32_t rest = (L - 1) * chunk;
     if (p == 0) {
+      const std::uint32_t rest = (L - 1) * chunk;
       if (toward_root) wse::mov(pe, span(base + chunk, rest), fabin<T>(recv, rest), next());
       else wse::mov(pe, fabout<T>(send, rest), span(base + chunk, rest), next());
-    } else {
-      if (toward_root) wse::mov(pe, fabout<T>(send, chunk), span(base + p * chunk, chunk), next());
-      else wse::mov(pe, span(base + p * chunk, chunk), fabin<T>(recv, chunk), next());
+      return Step::issued;
+    }
+    const bool last = p + 1 == L;
+    const Completion own_done = last ? next() : then_nothing();
+    if (toward_root) wse::mov(pe, fabout<T>(send, chunk), span(base + p * chunk, chunk), own_done);
+    else wse::mov(pe, span(base + p * chunk, chunk), fabin<T>(recv, chunk), own_done);
+    if (!last) {
+      const std::uint32_t beyond = (L - 1 - p) * chunk;  // elements of the PEs past this one
+      wse::mov(pe, fabout<T>(send, beyond), fabin<T>(recv, beyond), next());
     }
     return Step::issued;
   }

@@ -27,8 +27,8 @@
 ///      k = 0:         combines what arrives into its buffer, next level   op   buf <- buf, fabin
 ///    so each group is one pipelined chain (chain: one group of L; tree: pairs; two_phase:
 ///    groups of ceil(sqrt L), then the group roots). Rows first, then column 0.
-///  - gather: PE p sends its chunk, then forwards the chunks from beyond it; the root receives
-///    them in order. Rows to column 0, then column 0 to the root, in blocks of w chunks.
+///  - gather: PE p sends its chunk, then forwards the chunks from beyond it (two ops issued at
+///    once on one color, which run in issue order); the root receives them in order. Rows to column 0, then column 0 to the root, in blocks of w chunks.
 ///  - scatter: the reverse (column 0 first, then the rows).
 ///  - broadcast: one color, root -> row 0 -> every column, delivered to every PE on the way.
 #include <cstdint>
@@ -160,24 +160,27 @@ template <class PE, class T> class Collective {
   }
 
   // Gather (toward_root) or scatter along a line: chunk p of `chunk` elements at base + p·chunk.
+  // A PE between the root and the far end issues two ops on one color at once: its own chunk
+  // and the pass-through for the PEs beyond. Ops on one color run in issue order, so the
+  // pass-through streams right after the own chunk with no task switch in between.
   Step move_step(PE& pe, const LinePlan& plan, std::uint32_t p, unsigned k, std::uint32_t base, std::uint32_t chunk,
                  bool toward_root) {
     const std::uint32_t L = plan.length;
-    if (L <= 1 || chunk == 0 || k > 1) return Step::end;
+    if (L <= 1 || chunk == 0 || k > 0) return Step::end;
     const Color send = plan.move[p % 2], recv = plan.move[(p + 1) % 2];
-    const std::uint32_t beyond = (L - 1 - p) * chunk;  // elements of the PEs past this one
-    if (k == 1) {  // forward what belongs to the PEs beyond
-      if (p == 0 || p + 1 == L) return Step::end;
-      wse::mov(pe, fabout<T>(send, beyond), fabin<T>(recv, beyond), next());
-      return Step::issued;
-    }
-    const std::uint32_t rest = (L - 1) * chunk;
     if (p == 0) {
+      const std::uint32_t rest = (L - 1) * chunk;
       if (toward_root) wse::mov(pe, span(base + chunk, rest), fabin<T>(recv, rest), next());
       else wse::mov(pe, fabout<T>(send, rest), span(base + chunk, rest), next());
-    } else {
-      if (toward_root) wse::mov(pe, fabout<T>(send, chunk), span(base + p * chunk, chunk), next());
-      else wse::mov(pe, span(base + p * chunk, chunk), fabin<T>(recv, chunk), next());
+      return Step::issued;
+    }
+    const bool last = p + 1 == L;
+    const Completion own_done = last ? next() : then_nothing();
+    if (toward_root) wse::mov(pe, fabout<T>(send, chunk), span(base + p * chunk, chunk), own_done);
+    else wse::mov(pe, span(base + p * chunk, chunk), fabin<T>(recv, chunk), own_done);
+    if (!last) {
+      const std::uint32_t beyond = (L - 1 - p) * chunk;  // elements of the PEs past this one
+      wse::mov(pe, fabout<T>(send, beyond), fabin<T>(recv, beyond), next());
     }
     return Step::issued;
   }

@@ -174,17 +174,20 @@ constexpr std::uint64_t predict_cycles(const arch::Arch& a, const Params& p) {
   return t;
 }
 
-/// The simple lower bound a collective is measured against: hop latency to the PE farthest
-/// from the root, plus the wavelets that must cross the busiest point: n for broadcast,
-/// reduce and allreduce; for the chunked kinds the (P − 1)·n elements that enter or leave the
-/// root, over its one (line) or two (rectangle) links.
+/// The simple lower bound a collective is measured against: the hop latency to the PE
+/// farthest from the root plus the message length n in wavelets. For the chunked kinds the
+/// root (gather, scatter) or the farthest PE (allgather) also has to pass (P − 1)·n elements
+/// through its links, one per cycle per link (one link on a line, two on a rectangle), which
+/// can take longer.
 constexpr std::uint64_t lower_bound_cycles(const arch::Arch& a, const Params& p) {
   const std::uint64_t P = std::uint64_t{p.area.width} * p.area.height;
   if (P <= 1) return 0;
   const std::uint64_t hops = std::uint64_t{p.area.width - 1u + p.area.height - 1u} * a.hop_latency_cycles;
-  if (!chunked(p.kind)) return hops + p.count;
+  const std::uint64_t far = hops + p.count;
+  if (!chunked(p.kind)) return far;
   const std::uint64_t links = p.area.width > 1 && p.area.height > 1 ? 2 : 1;
-  return hops + ((P - 1) * p.count + links - 1) / links;
+  const std::uint64_t through = a.hop_latency_cycles + ((P - 1) * p.count + links - 1) / links;
+  return far > through ? far : through;
 }
 
 }  // namespace wse::collectives

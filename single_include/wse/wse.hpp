@@ -2867,10 +2867,61 @@ struct Stats {
 /// \file
 /// A fixed-capacity wavelet FIFO (at most 16 entries) used for every queue and link buffer
 /// in the emulator. Emulator internal.
+///
+/// Memory follows traffic: a Ring is 16 bytes and owns no storage until its first push takes
+/// a block from the calling thread's RingPool; trim() gives an empty ring's block back. The
+/// engine trims a PE's rings when the PE stops being visited (asleep or done), so a PE with
+/// ten queues and link buffers per color but nothing in flight costs 160 bytes per color, not
+/// 720, while a streaming PE keeps its blocks instead of taking one per wavelet. The engine points `ring_pool` at a pool it owns before any
+/// ring is pushed or popped (each worker thread at its tile's pool; blocks move freely
+/// between the pools of one engine, which frees them all together).
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 
 namespace wse::emu {
+
+/// Storage of one non-empty Ring.
+struct RingBlock {
+  std::uint32_t data[16];
+  std::uint16_t ctrl;  // bit i: data[i] is a control wavelet
+  std::uint8_t head, size;
+  RingBlock* next_free;
+};
+
+/// A free list of RingBlocks, grown in chunks; owns the chunks it allocated.
+class RingPool {
+ public:
+  RingBlock* acquire() {
+    if (free_ == nullptr) grow();
+    RingBlock* b = free_;
+    free_ = b->next_free;
+    b->ctrl = 0;
+    b->head = 0;
+    b->size = 0;
+    return b;
+  }
+  void release(RingBlock* b) {
+    b->next_free = free_;
+    free_ = b;
+  }
+  /// Bytes of blocks this pool has allocated (in use anywhere or free).
+  std::size_t bytes() const { return chunks_.size() * chunk_blocks * sizeof(RingBlock); }
+
+ private:
+  static constexpr std::size_t chunk_blocks = 512;
+  void grow() {
+    chunks_.push_back(std::make_unique<RingBlock[]>(chunk_blocks));
+    RingBlock* c = chunks_.back().get();
+    for (std::size_t i = chunk_blocks; i-- > 0;) release(&c[i]);
+  }
+  RingBlock* free_ = nullptr;
+  std::vector<std::unique_ptr<RingBlock[]>> chunks_;
+};
+
+/// The pool this thread's rings take blocks from and give them back to (set by the engine).
+inline thread_local RingPool* ring_pool = nullptr;
 
 /// Bounded FIFO of wavelets. capacity() is set once (1..16).
 class Ring {
@@ -2879,32 +2930,42 @@ class Ring {
 
   void set_capacity(unsigned cap) { cap_ = static_cast<std::uint8_t>(cap < 1 ? 1 : cap > max_capacity ? max_capacity : cap); }
   unsigned capacity() const { return cap_; }
-  unsigned size() const { return size_; }
-  bool empty() const { return size_ == 0; }
-  bool full() const { return size_ >= cap_; }
-  unsigned space() const { return cap_ - size_; }
+  unsigned size() const { return b_ ? b_->size : 0u; }
+  bool empty() const { return b_ == nullptr || b_->size == 0; }
+  bool full() const { return size() >= cap_; }
+  unsigned space() const { return cap_ - size(); }
 
-  Wavelet front() const { return Wavelet{data_[head_], ((ctrl_ >> head_) & 1u) != 0}; }
+  Wavelet front() const { return Wavelet{b_->data[b_->head], ((b_->ctrl >> b_->head) & 1u) != 0}; }
   void pop() {
-    head_ = static_cast<std::uint8_t>((head_ + 1) % max_capacity);
-    --size_;
+    b_->head = static_cast<std::uint8_t>((b_->head + 1) % max_capacity);
+    --b_->size;
   }
   void push(Wavelet w) {
-    const unsigned slot = (head_ + size_) % max_capacity;
-    data_[slot] = w.data;
-    ctrl_ = static_cast<std::uint16_t>(w.control ? (ctrl_ | (1u << slot)) : (ctrl_ & ~(1u << slot)));
-    ++size_;
+    if (b_ == nullptr) [[unlikely]] b_ = take_block();
+    const unsigned slot = (b_->head + b_->size) % max_capacity;
+    b_->data[slot] = w.data;
+    b_->ctrl = static_cast<std::uint16_t>(w.control ? (b_->ctrl | (1u << slot)) : (b_->ctrl & ~(1u << slot)));
+    ++b_->size;
   }
+  /// Gives the storage of an empty ring back to this thread's pool.
+  void trim() {
+    if (b_ != nullptr && b_->size == 0) {
+      ring_pool->release(b_);
+      b_ = nullptr;
+    }
+  }
+  /// True when the ring holds a block (for memory accounting).
+  bool holds_storage() const { return b_ != nullptr; }
   /// i-th element from the front (0 = front).
   Wavelet at(unsigned i) const {
-    const unsigned slot = (head_ + i) % max_capacity;
-    return Wavelet{data_[slot], ((ctrl_ >> slot) & 1u) != 0};
+    const unsigned slot = (b_->head + i) % max_capacity;
+    return Wavelet{b_->data[slot], ((b_->ctrl >> slot) & 1u) != 0};
   }
 
  private:
-  std::uint32_t data_[max_capacity]{};
-  std::uint16_t ctrl_ = 0;
-  std::uint8_t head_ = 0, size_ = 0, cap_ = 1;
+  [[gnu::noinline]] static RingBlock* take_block() { return ring_pool->acquire(); }
+  RingBlock* b_ = nullptr;  // storage, from the first push until trim()
+  std::uint8_t cap_ = 1;
 };
 
 }  // namespace wse::emu
@@ -3035,10 +3096,9 @@ class Pe {
   /// Binds task `t` as `kind` (kernel init). Binding any task unblocks its id.
   void bind_task(TaskId t, TaskKind kind, TaskFn<Pe> fn) {
     if (fault_ || !check_task(t, "bind_task")) return;
-    TaskSlot& slot = tasks_[t.value];
-    if (slot.kind != TaskKind::none)
+    if (const TaskKind bound = tasks_[t.value].kind; bound != TaskKind::none)
       return fault_at("bind_task", "task id " + std::to_string(t.value) + " is already bound as a " +
-                                       task_kind_name(slot.kind) + " task");
+                                       task_kind_name(bound) + " task");
     if (kind == TaskKind::data && t.value >= arch_->routable_colors)
       return fault_at("bind_task", "data task id " + std::to_string(t.value) + " is not a routable color (0.." +
                                        std::to_string(arch_->routable_colors - 1) + ")");
@@ -3049,6 +3109,7 @@ class Pe {
     if (kind == TaskKind::control && t.value > arch_->control_task_last)
       return fault_at("bind_task", "control task id " + std::to_string(t.value) + " is above " +
                                        std::to_string(arch_->control_task_last));
+    TaskSlot& slot = tasks_.bind(t.value);
     slot.kind = kind;
     slot.fn = fn;
     blocked_ &= ~bit(t);
@@ -3110,6 +3171,26 @@ class Pe {
     TaskFn<Pe> fn = nullptr;
     TaskKind kind = TaskKind::none;
     Wavelet last{};  // last control wavelet, handed to control tasks
+  };
+  // The bound tasks only, in id order (a PE binds a handful of its 64 ids): 8 + 24 bytes
+  // plus one slot per bound task instead of a 64-slot table.
+  class TaskTable {
+   public:
+    const TaskSlot& operator[](unsigned t) const {
+      static const TaskSlot unbound{};
+      return t < 64 && ((bound_ >> t) & 1u) ? slots_[rank(t)] : unbound;
+    }
+    TaskSlot& bound(unsigned t) { return slots_[rank(t)]; }  // t must be bound
+    TaskSlot& bind(unsigned t) {
+      const auto at = slots_.begin() + static_cast<std::ptrdiff_t>(rank(t));
+      bound_ |= 1ull << t;
+      return *slots_.insert(at, TaskSlot{});
+    }
+
+   private:
+    unsigned rank(unsigned t) const { return static_cast<unsigned>(std::popcount(bound_ & ((1ull << t) - 1u))); }
+    std::uint64_t bound_ = 0;
+    std::vector<TaskSlot> slots_;
   };
   struct ColorState {
     Color color{};
@@ -3188,7 +3269,7 @@ class Pe {
   }
   void fault_at(const char* op, std::string message) {
     if (fault_) return;
-    fault_ = PeFault{coord_, std::string(kernel_name()), context_text(), op, std::move(message)};
+    fault_ = std::make_unique<PeFault>(PeFault{coord_, std::string(kernel_name()), context_text(), op, std::move(message)});
   }
 
   void* allocate_impl(std::uint32_t bytes, std::uint32_t align, const char* op) {
@@ -3225,8 +3306,21 @@ class Pe {
     if (ce_free_at_ > horizon_) horizon_ = ce_free_at_;
   }
   bool ce_free() const { return !timed_ || now_ >= ce_free_at_; }
+  // Gives the blocks of empty rings back to this thread's pool (ring.hpp); phase A calls it
+  // when the PE stops being visited.
+  void trim_rings() {
+    for (auto& cs : colors_) {
+      for (unsigned d = 0; d < 4; ++d) {
+        cs.in[d].trim();
+        cs.out[d].trim();
+      }
+      cs.iq.trim();
+      cs.oq.trim();
+    }
+  }
   bool wire_busy() const {
-    for (const auto& dir : wire_)
+    if (!wire_) return false;
+    for (const auto& dir : *wire_)
       for (const auto& w : dir)
         if (w.slot >= 0) return true;
     return false;
@@ -3254,7 +3348,7 @@ class Pe {
   std::uint32_t memory_used_ = 0;
   std::vector<Allocation> allocations_;
 
-  std::array<TaskSlot, max_task_ids> tasks_{};
+  TaskTable tasks_;
   std::uint64_t active_ = 0, blocked_ = 0, data_bound_ = 0;
 
   std::array<std::int8_t, max_colors> slot_of_{};
@@ -3275,7 +3369,7 @@ class Pe {
   Ctx ctx_ = Ctx::init;
   std::uint8_t ctx_id_ = 0;
   const char* ctx_fn_ = nullptr;
-  std::optional<PeFault> fault_;
+  std::unique_ptr<PeFault> fault_;  // set once, by the first fault (rare: kept out of line)
   PeStats stats_;
 
   // Engine bookkeeping: tile index and the last epoch stamp this PE was listed in.
@@ -3299,7 +3393,8 @@ class Pe {
   std::uint64_t task_clock_ = 0;
   std::uint64_t ce_free_at_ = 0;  // the compute element is busy before this cycle
   std::uint64_t horizon_ = 0;     // the latest cycle any scheduled work of this PE ends
-  std::array<std::array<WireSlot, max_wire_stages>, 4> wire_{};  // [direction][stage]
+  // [direction][stage]; allocated by the engine only in timed mode with hop latency > 1.
+  std::unique_ptr<std::array<std::array<WireSlot, max_wire_stages>, 4>> wire_;
 };
 
 }  // namespace wse::emu
@@ -4118,7 +4213,7 @@ inline bool Pe::run_tasks(unsigned max_runs) {
     if (runnable == 0) break;
     // Picker order: the lowest runnable task id runs first (documented in docs/semantics.md).
     const unsigned t = static_cast<unsigned>(std::countr_zero(runnable));
-    TaskSlot& slot = tasks_[t];
+    TaskSlot& slot = tasks_.bound(t);  // runnable implies bound
     ctx_ = Ctx::task;
     ctx_id_ = static_cast<std::uint8_t>(t);
     if (timed_) begin_timed_task();
@@ -4147,7 +4242,7 @@ inline bool Pe::deliver_control(Wavelet w) {
     fault_at("control wavelet", "asks to activate task " + std::to_string(p.task.value) + ", which is not a bound control task");
     return false;
   }
-  tasks_[p.task.value].last = w;
+  tasks_.bound(p.task.value).last = w;
   active_ |= bit(p.task);
   return true;
 }
@@ -4324,6 +4419,7 @@ class Engine {
     load_streams();
     link_neighbors();
     setup_tiles();
+    const PoolScope scope(&tiles_[0].pool);  // kernels' init may send
     load_kernels();
     for (auto& pe : pes_)
       if (pe && pe->has_work()) wake_at_start(*pe);
@@ -4404,6 +4500,7 @@ class Engine {
     std::vector<std::vector<Pe*>> wake_to;  // [destination tile], written in phase A
     std::vector<Pe*> stream_pes;            // PEs with an input stream
     std::vector<Pe*> sleepers;              // PEs that fell asleep with work (each listed once)
+    RingPool pool;                          // storage for the non-empty rings this tile's thread fills
     std::vector<PeFault> faults;
     bool progress = false;
     bool skipped = false;  // some PE sat out this epoch (jitter)
@@ -4432,6 +4529,7 @@ class Engine {
       slot->send_stall_limit_ = config_.max_stalled_sends;
       slot->use_simd_ = config_.simd;
       slot->timed_ = config_.timed;
+      if (config_.timed && wire_stages_ > 0) slot->wire_ = std::make_unique<std::array<std::array<Pe::WireSlot, Pe::max_wire_stages>, 4>>();
     }
     return *slot;
   }
@@ -4537,6 +4635,15 @@ class Engine {
 
   void wake_at_start(Pe& pe) { start_wake_.push_back(&pe); }
 
+  // Points this thread's rings at `pool` for the scope's lifetime (see ring.hpp).
+  struct PoolScope {
+    RingPool* saved;
+    explicit PoolScope(RingPool* p) : saved(ring_pool) { ring_pool = p; }
+    ~PoolScope() { ring_pool = saved; }
+    PoolScope(const PoolScope&) = delete;
+    PoolScope& operator=(const PoolScope&) = delete;
+  };
+
   StreamSlot& stream(std::string_view name, bool input) {
     for (auto& s : streams_)
       if (s.spec.name == name) {
@@ -4628,8 +4735,8 @@ class Engine {
         }
       }
       // The wire: the oldest stage enters its router buffer, the others move one stage on.
-      auto& wire = pe.wire_[d];
       const unsigned stages = wire_stages_;
+      auto* wire = stages > 0 ? (*pe.wire_)[d].data() : nullptr;
       if (stages > 0) {
         auto& last = wire[stages - 1];
         if (last.slot >= 0) {
@@ -4777,11 +4884,15 @@ class Engine {
           else if (Pe* n = pe->neighbor_[d]) t.wake_to[n->tile_].push_back(n);
         }
       pe->out_pending_ = outgoing;
-      if (!pe->has_local_work() && !outgoing) continue;
+      if (!pe->has_local_work() && !outgoing) {  // done: keep no ring storage
+        pe->trim_rings();
+        continue;
+      }
       if (outgoing || moved || timed_wait || pe->fault_) {
         t.wake_to[pe->tile_].push_back(pe);
       } else {  // waits for input: sleep until a wavelet arrives (see the file comment)
         pe->asleep_ = true;
+        pe->trim_rings();
         if (!pe->listed_sleeper_) {
           pe->listed_sleeper_ = true;
           t.sleepers.push_back(pe);
@@ -4960,6 +5071,7 @@ inline RunReport Engine::run() {
   std::uint64_t epochs = 0;
   const unsigned n = static_cast<unsigned>(tiles_.size());
   if (n == 1) {
+    const PoolScope scope(&tiles_[0].pool);
     for (;;) {
       ++epochs;
       phase_a(tiles_[0], stamp_);
@@ -4980,6 +5092,7 @@ inline RunReport Engine::run() {
     };
     std::barrier sync(static_cast<std::ptrdiff_t>(n), on_phase_done);
     auto worker = [&](unsigned ti) {
+      const PoolScope scope(&tiles_[ti].pool);
       for (;;) {
         phase_a(tiles_[ti], stamp_);
         sync.arrive_and_wait();

@@ -75,6 +75,7 @@ class Engine {
     load_streams();
     link_neighbors();
     setup_tiles();
+    const PoolScope scope(&tiles_[0].pool);  // kernels' init may send
     load_kernels();
     for (auto& pe : pes_)
       if (pe && pe->has_work()) wake_at_start(*pe);
@@ -155,6 +156,7 @@ class Engine {
     std::vector<std::vector<Pe*>> wake_to;  // [destination tile], written in phase A
     std::vector<Pe*> stream_pes;            // PEs with an input stream
     std::vector<Pe*> sleepers;              // PEs that fell asleep with work (each listed once)
+    RingPool pool;                          // storage for the non-empty rings this tile's thread fills
     std::vector<PeFault> faults;
     bool progress = false;
     bool skipped = false;  // some PE sat out this epoch (jitter)
@@ -183,6 +185,7 @@ class Engine {
       slot->send_stall_limit_ = config_.max_stalled_sends;
       slot->use_simd_ = config_.simd;
       slot->timed_ = config_.timed;
+      if (config_.timed && wire_stages_ > 0) slot->wire_ = std::make_unique<std::array<std::array<Pe::WireSlot, Pe::max_wire_stages>, 4>>();
     }
     return *slot;
   }
@@ -288,6 +291,15 @@ class Engine {
 
   void wake_at_start(Pe& pe) { start_wake_.push_back(&pe); }
 
+  // Points this thread's rings at `pool` for the scope's lifetime (see ring.hpp).
+  struct PoolScope {
+    RingPool* saved;
+    explicit PoolScope(RingPool* p) : saved(ring_pool) { ring_pool = p; }
+    ~PoolScope() { ring_pool = saved; }
+    PoolScope(const PoolScope&) = delete;
+    PoolScope& operator=(const PoolScope&) = delete;
+  };
+
   StreamSlot& stream(std::string_view name, bool input) {
     for (auto& s : streams_)
       if (s.spec.name == name) {
@@ -379,8 +391,8 @@ class Engine {
         }
       }
       // The wire: the oldest stage enters its router buffer, the others move one stage on.
-      auto& wire = pe.wire_[d];
       const unsigned stages = wire_stages_;
+      auto* wire = stages > 0 ? (*pe.wire_)[d].data() : nullptr;
       if (stages > 0) {
         auto& last = wire[stages - 1];
         if (last.slot >= 0) {
@@ -528,11 +540,15 @@ class Engine {
           else if (Pe* n = pe->neighbor_[d]) t.wake_to[n->tile_].push_back(n);
         }
       pe->out_pending_ = outgoing;
-      if (!pe->has_local_work() && !outgoing) continue;
+      if (!pe->has_local_work() && !outgoing) {  // done: keep no ring storage
+        pe->trim_rings();
+        continue;
+      }
       if (outgoing || moved || timed_wait || pe->fault_) {
         t.wake_to[pe->tile_].push_back(pe);
       } else {  // waits for input: sleep until a wavelet arrives (see the file comment)
         pe->asleep_ = true;
+        pe->trim_rings();
         if (!pe->listed_sleeper_) {
           pe->listed_sleeper_ = true;
           t.sleepers.push_back(pe);
@@ -711,6 +727,7 @@ inline RunReport Engine::run() {
   std::uint64_t epochs = 0;
   const unsigned n = static_cast<unsigned>(tiles_.size());
   if (n == 1) {
+    const PoolScope scope(&tiles_[0].pool);
     for (;;) {
       ++epochs;
       phase_a(tiles_[0], stamp_);
@@ -731,6 +748,7 @@ inline RunReport Engine::run() {
     };
     std::barrier sync(static_cast<std::ptrdiff_t>(n), on_phase_done);
     auto worker = [&](unsigned ti) {
+      const PoolScope scope(&tiles_[ti].pool);
       for (;;) {
         phase_a(tiles_[ti], stamp_);
         sync.arrive_and_wait();

@@ -117,10 +117,9 @@ class Pe {
   /// Binds task `t` as `kind` (kernel init). Binding any task unblocks its id.
   void bind_task(TaskId t, TaskKind kind, TaskFn<Pe> fn) {
     if (fault_ || !check_task(t, "bind_task")) return;
-    TaskSlot& slot = tasks_[t.value];
-    if (slot.kind != TaskKind::none)
+    if (const TaskKind bound = tasks_[t.value].kind; bound != TaskKind::none)
       return fault_at("bind_task", "task id " + std::to_string(t.value) + " is already bound as a " +
-                                       task_kind_name(slot.kind) + " task");
+                                       task_kind_name(bound) + " task");
     if (kind == TaskKind::data && t.value >= arch_->routable_colors)
       return fault_at("bind_task", "data task id " + std::to_string(t.value) + " is not a routable color (0.." +
                                        std::to_string(arch_->routable_colors - 1) + ")");
@@ -131,6 +130,7 @@ class Pe {
     if (kind == TaskKind::control && t.value > arch_->control_task_last)
       return fault_at("bind_task", "control task id " + std::to_string(t.value) + " is above " +
                                        std::to_string(arch_->control_task_last));
+    TaskSlot& slot = tasks_.bind(t.value);
     slot.kind = kind;
     slot.fn = fn;
     blocked_ &= ~bit(t);
@@ -192,6 +192,26 @@ class Pe {
     TaskFn<Pe> fn = nullptr;
     TaskKind kind = TaskKind::none;
     Wavelet last{};  // last control wavelet, handed to control tasks
+  };
+  // The bound tasks only, in id order (a PE binds a handful of its 64 ids): 8 + 24 bytes
+  // plus one slot per bound task instead of a 64-slot table.
+  class TaskTable {
+   public:
+    const TaskSlot& operator[](unsigned t) const {
+      static const TaskSlot unbound{};
+      return t < 64 && ((bound_ >> t) & 1u) ? slots_[rank(t)] : unbound;
+    }
+    TaskSlot& bound(unsigned t) { return slots_[rank(t)]; }  // t must be bound
+    TaskSlot& bind(unsigned t) {
+      const auto at = slots_.begin() + static_cast<std::ptrdiff_t>(rank(t));
+      bound_ |= 1ull << t;
+      return *slots_.insert(at, TaskSlot{});
+    }
+
+   private:
+    unsigned rank(unsigned t) const { return static_cast<unsigned>(std::popcount(bound_ & ((1ull << t) - 1u))); }
+    std::uint64_t bound_ = 0;
+    std::vector<TaskSlot> slots_;
   };
   struct ColorState {
     Color color{};
@@ -270,7 +290,7 @@ class Pe {
   }
   void fault_at(const char* op, std::string message) {
     if (fault_) return;
-    fault_ = PeFault{coord_, std::string(kernel_name()), context_text(), op, std::move(message)};
+    fault_ = std::make_unique<PeFault>(PeFault{coord_, std::string(kernel_name()), context_text(), op, std::move(message)});
   }
 
   void* allocate_impl(std::uint32_t bytes, std::uint32_t align, const char* op) {
@@ -307,8 +327,21 @@ class Pe {
     if (ce_free_at_ > horizon_) horizon_ = ce_free_at_;
   }
   bool ce_free() const { return !timed_ || now_ >= ce_free_at_; }
+  // Gives the blocks of empty rings back to this thread's pool (ring.hpp); phase A calls it
+  // when the PE stops being visited.
+  void trim_rings() {
+    for (auto& cs : colors_) {
+      for (unsigned d = 0; d < 4; ++d) {
+        cs.in[d].trim();
+        cs.out[d].trim();
+      }
+      cs.iq.trim();
+      cs.oq.trim();
+    }
+  }
   bool wire_busy() const {
-    for (const auto& dir : wire_)
+    if (!wire_) return false;
+    for (const auto& dir : *wire_)
       for (const auto& w : dir)
         if (w.slot >= 0) return true;
     return false;
@@ -336,7 +369,7 @@ class Pe {
   std::uint32_t memory_used_ = 0;
   std::vector<Allocation> allocations_;
 
-  std::array<TaskSlot, max_task_ids> tasks_{};
+  TaskTable tasks_;
   std::uint64_t active_ = 0, blocked_ = 0, data_bound_ = 0;
 
   std::array<std::int8_t, max_colors> slot_of_{};
@@ -357,7 +390,7 @@ class Pe {
   Ctx ctx_ = Ctx::init;
   std::uint8_t ctx_id_ = 0;
   const char* ctx_fn_ = nullptr;
-  std::optional<PeFault> fault_;
+  std::unique_ptr<PeFault> fault_;  // set once, by the first fault (rare: kept out of line)
   PeStats stats_;
 
   // Engine bookkeeping: tile index and the last epoch stamp this PE was listed in.
@@ -381,7 +414,8 @@ class Pe {
   std::uint64_t task_clock_ = 0;
   std::uint64_t ce_free_at_ = 0;  // the compute element is busy before this cycle
   std::uint64_t horizon_ = 0;     // the latest cycle any scheduled work of this PE ends
-  std::array<std::array<WireSlot, max_wire_stages>, 4> wire_{};  // [direction][stage]
+  // [direction][stage]; allocated by the engine only in timed mode with hop latency > 1.
+  std::unique_ptr<std::array<std::array<WireSlot, max_wire_stages>, 4>> wire_;
 };
 
 }  // namespace wse::emu

@@ -267,7 +267,7 @@ inline bool Pe::run_tasks(unsigned max_runs) {
     if (runnable == 0) break;
     // Picker order: the lowest runnable task id runs first (documented in docs/semantics.md).
     const unsigned t = static_cast<unsigned>(std::countr_zero(runnable));
-    TaskSlot& slot = tasks_[t];
+    TaskSlot& slot = tasks_.bound(t);  // runnable implies bound
     ctx_ = Ctx::task;
     ctx_id_ = static_cast<std::uint8_t>(t);
     if (timed_) begin_timed_task();
@@ -296,7 +296,7 @@ inline bool Pe::deliver_control(Wavelet w) {
     fault_at("control wavelet", "asks to activate task " + std::to_string(p.task.value) + ", which is not a bound control task");
     return false;
   }
-  tasks_[p.task.value].last = w;
+  tasks_.bound(p.task.value).last = w;
   active_ |= bit(p.task);
   return true;
 }

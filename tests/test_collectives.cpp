@@ -280,6 +280,9 @@ namespace {
 // (each PE's streaming op adds about a cycle to each hop) or the message once. On a
 // rectangle the chunked kinds' reductions and allgather's broadcast move all P·n elements
 // while the bound lets the root use two links: those phases count twice.
+// Plus a fixed 12 cycles: the first op's issue and the completion task at the end, which the
+// bound leaves out (they dominate on two PEs with n = 1).
+constexpr double fixed_cycles = 12;
 double documented_factor(const coll::Params& p) {
   const bool rect = p.area.width > 1 && p.area.height > 1;
   const double links = coll::chunked(p.kind) && rect ? 2 : 1;
@@ -293,7 +296,7 @@ double documented_factor(const coll::Params& p) {
 }  // namespace
 
 TEST_CASE("collectives: timed cycles against the lower bound and the model, on WSE-2 and WSE-3") {
-  const std::uint16_t shapes[][2] = {{15, 15}, {32, 1}, {1, 24}, {9, 4}};
+  const std::uint16_t shapes[][2] = {{15, 15}, {32, 1}, {1, 24}, {9, 4}, {2, 1}, {1, 2}};
   std::map<std::string, std::pair<double, double>> worst;  // "kind algorithm" -> (ratio, factor) at the largest ratio
   for (const arch::Arch* a : {&arch::wse2, &arch::wse3})
     for (const auto& s : shapes)
@@ -319,7 +322,7 @@ TEST_CASE("collectives: timed cycles against the lower bound and the model, on W
             const double bound = static_cast<double>(coll::lower_bound_cycles(*a, p));
             const double cycles = static_cast<double>(out.cycles);
             CHECK(cycles >= bound);
-            CHECK(cycles <= documented_factor(p) * bound);
+            CHECK(cycles <= documented_factor(p) * bound + fixed_cycles);
             auto& w = worst[kind_name + " " + (coll::reduces(kind) ? alg_name : std::string("-"))];
             if (cycles / bound > w.first) w = {cycles / bound, documented_factor(p)};
             const double predicted = static_cast<double>(coll::predict_cycles(*a, p));
@@ -372,6 +375,11 @@ TEST_CASE("collectives: errors name the place and the askers") {
   CHECK(wse_test::contains(full, "no free color for allreduce 'late'"));
   CHECK(wse_test::contains(full, "allreduce 'a0': rows reduce level 0"));
   CHECK(wse_test::contains(full, "allreduce 'a3': broadcast"));
+  // A refused build takes nothing: the fifth allreduce's partial grants are given back.
+  CHECK(prog.channel_grants().size() == 4 * 6);
+  // n = 0 is refused.
+  CHECK(wse_test::contains(wse_test::error_of([&] { coll::broadcast<float>(prog, Rect{{0, 0}, 2, 2}, 0); }),
+                           "count (n) must be at least 1"));
   // A disjoint rectangle still has every color.
   Program other(arch::wse2, 16, 8);
   for (int i = 0; i < 4; ++i) coll::allreduce<float>(other, Rect{{0, 0}, 8, 8}, 8, {.algorithm = coll::Algorithm::chain});
@@ -385,4 +393,42 @@ TEST_CASE("collectives: the description names the algorithm, colors and figures"
   CHECK(wse_test::contains(d, "allreduce sum f32 over (0,0)+16x16, n=64: two_phase"));
   CHECK(wse_test::contains(d, "groups of 4, 2 levels"));
   CHECK(wse_test::contains(d, "lower bound " + std::to_string(coll::lower_bound_cycles(arch::wse2, p))));
+}
+
+TEST_CASE("emulator: progress reports, sleeping PEs and ring storage while a collective runs") {
+  // The progress callback sees every epoch (progress_every = 1), counts only awake PEs, and
+  // after the run no PE keeps storage for its queues and link buffers (memory follows traffic).
+  for (bool timed : {false, true}) {
+    Program prog(arch::wse2, 24, 10);
+    const coll::Params cp = coll::allreduce<float>(prog, prog.grid(), 12, {.algorithm = coll::Algorithm::chain});
+    prog.add_region<RigKernel<float>::K>(prog.grid(), RigParams{cp, prog.allocate_task("done", prog.grid())});
+    emu::EmuConfig cfg = wse_test::config();
+    cfg.timed = timed;
+    cfg.progress_every = 1;
+    std::vector<emu::RunProgress> seen;
+    cfg.progress = [&](const emu::RunProgress& p) { seen.push_back(p); };
+    host::Runtime rt(prog, cfg);
+    rt.launch("go");
+    const host::RunReport r = rt.run();
+    REQUIRE(r.ok());
+    REQUIRE(!seen.empty());
+    CHECK(seen.size() + 1 == r.epochs);  // every epoch but the last, which ends the run
+    std::uint64_t most_awake = 0, fewest_awake = ~0ull;
+    for (std::size_t i = 0; i < seen.size(); ++i) {
+      CHECK(seen[i].epochs == i + 1);
+      CHECK(seen[i].loaded_pes == 240);
+      CHECK(seen[i].awake_pes <= 240);
+      if (timed) CHECK(seen[i].cycles >= seen[i].epochs);  // the clock may jump over idle cycles
+      most_awake = std::max(most_awake, seen[i].awake_pes);
+      fewest_awake = std::min(fewest_awake, seen[i].awake_pes);
+    }
+    // While the row chains stream and the column waits, most PEs sleep.
+    CHECK(fewest_awake < 240 / 4);
+    CHECK(most_awake > 0);
+    emu::Engine& engine = *rt.emulator();
+    unsigned holding = 0;
+    for (std::uint16_t y = 0; y < 10; ++y)
+      for (std::uint16_t x = 0; x < 24; ++x) holding += engine.pe(Coord{x, y})->rings_with_storage();
+    CHECK(holding == 0);
+  }
 }

@@ -1373,14 +1373,16 @@ inline constexpr Stage stage_table[7][5] = {
 };
 }  // namespace detail
 
-template <class PE, class T> class Collective {
+template <class PE, DsdElement T> class Collective {
  public:
   /// Takes the Params of this collective (from the host builder). Call through attach().
   void init(PE& pe, const Params& p) {
+    WSE_ASSERT(p.area.width > 0 && p.area.height > 0, "Collective: Params not built (use collectives::allreduce(prog, ...) etc.)");
     WSE_ASSERT(p.type == elem_type_of<T>, "Collective<PE, T>: Params::type differs from T (build it with the same type)");
     const Coord c = pe.coord();
     WSE_ASSERT(p.area.contains(c), "Collective: this PE is outside Params::area");
     p_ = p;
+    attached_ = true;
     x_ = static_cast<std::uint16_t>(c.x - p.area.origin.x);
     y_ = static_cast<std::uint16_t>(c.y - p.area.origin.y);
   }
@@ -1388,6 +1390,7 @@ template <class PE, class T> class Collective {
   /// Starts this PE's part on `buf` (buffer_elements(p) elements, see Kind); `done` fires when
   /// it is over. Kernel code, on every PE of the area.
   void start(PE& pe, Array<T> buf, Completion done) {
+    WSE_ASSERT(attached_, "Collective::start before attach: call collectives::attach<&Kernel::member>(pe, *this, params) in init");
     WSE_ASSERT(!running_, "Collective::start: the previous run has not completed");
     WSE_ASSERT(buf.size() >= buffer_elements(p_), "Collective::start: buffer smaller than buffer_elements(params)");
     buf_ = buf;
@@ -1515,13 +1518,20 @@ template <class PE, class T> class Collective {
   std::uint16_t x_ = 0, y_ = 0;  // this PE in the area
   std::uint8_t stage_ = 0, step_ = 0;
   bool running_ = false;
+  bool attached_ = false;
 };
+
+namespace detail {
+template <class C> inline constexpr bool is_collective = false;
+template <class PE, class T> inline constexpr bool is_collective<Collective<PE, T>> = true;
+}  // namespace detail
 
 /// Joins the kernel's member collective `Member` (a Collective<PE, T> member of kernel K) to
 /// the collective `p` and binds its task. Kernel code, in init():
 ///   wse::collectives::attach<&MyKernel::sum>(pe, *this, params.sum);
 template <auto Member, class K, class PE> void attach(PE& pe, K& kernel, const Params& p) {
   using C = typename wse::detail::MemberObjectTraits<decltype(Member)>::component;
+  static_assert(detail::is_collective<C>, "attach<&Kernel::member>: the member must be a wse::collectives::Collective<PE, T>");
   static_assert(std::is_same_v<typename wse::detail::MemberObjectTraits<decltype(Member)>::kernel, K>,
                 "attach<&Kernel::member>(pe, *this, params): the member must belong to this kernel");
   (kernel.*Member).init(pe, p);
@@ -1877,6 +1887,7 @@ constexpr void neighbor_exchange(Sink&& sink, const Color (&colors)[2], Rect are
 #include <algorithm>
 #include <barrier>
 #include <bit>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -2147,6 +2158,11 @@ class Program {
     unsigned n = 0;
     for (unsigned c = 0; c < arch_->routable_colors; ++c) n += arch_->color_usable(Color{c}) && !((taken >> c) & 1u);
     return n;
+  }
+  /// Drops the grants made after channel_grants().size() was `count` (a builder that fails
+  /// halfway gives back what it took, so the program is as before the attempt).
+  void release_grants_after(std::size_t count) {
+    if (count < grants_.size()) grants_.resize(count);
   }
   /// Every color and task id handed out or reserved, in the order asked.
   const std::vector<ChannelGrant>& channel_grants() const { return grants_; }
@@ -2768,6 +2784,14 @@ inline const char* to_string(RunStatus s) {
   }
 }
 
+/// How far a run has come, for EmuConfig::progress.
+struct RunProgress {
+  std::uint64_t epochs = 0;      ///< epochs so far in this run
+  std::uint64_t cycles = 0;      ///< timed mode: simulated cycles so far in this run (0 in functional mode)
+  std::uint64_t awake_pes = 0;   ///< PEs the next epoch visits (the rest sleep or are done)
+  std::uint64_t loaded_pes = 0;  ///< PEs with a kernel or a route
+};
+
 /// The result of Engine::run / Runtime::run. Identical for any number of worker threads.
 struct RunReport {
   RunStatus status = RunStatus::completed;
@@ -3156,6 +3180,15 @@ class Pe {
     for (const auto& f : functions_)
       if (f.name == name) return true;
     return false;
+  }
+  /// Queues and link buffers of this PE holding storage (ring.hpp); 0 once the PE is idle.
+  unsigned rings_with_storage() const {
+    unsigned n = 0;
+    for (const auto& cs : colors_) {
+      for (unsigned d = 0; d < 4; ++d) n += cs.in[d].holds_storage() + cs.out[d].holds_storage();
+      n += cs.iq.holds_storage() + cs.oq.holds_storage();
+    }
+    return n;
   }
   /// Current switch position of `c` at this PE (0 when the color has no route).
   unsigned switch_position(Color c) const {
@@ -4395,6 +4428,10 @@ struct EmuConfig {
   /// runs report cycles and PE busy/stall counters. Same results as functional mode, slower.
   /// Cannot be combined with jitter_percent.
   bool timed = false;
+  /// Called every `progress_every` epochs during run(), from one thread between epochs, with
+  /// how far the run has come (e.g. to draw a progress display). Must not touch the engine.
+  std::function<void(const RunProgress&)> progress;
+  std::uint64_t progress_every = 1000;
 };
 
 /// The emulated fabric for one program. Host code; not thread-safe across calls, but
@@ -4421,8 +4458,10 @@ class Engine {
     setup_tiles();
     const PoolScope scope(&tiles_[0].pool);  // kernels' init may send
     load_kernels();
-    for (auto& pe : pes_)
+    for (auto& pe : pes_) {
+      loaded_pes_ += pe != nullptr;
       if (pe && pe->has_work()) wake_at_start(*pe);
+    }
   }
 
   /// Runs until quiescent, stalled, faulted, or the epoch limit. Host code; blocks.
@@ -4945,6 +4984,12 @@ class Engine {
 
   // Decides after phase B whether the run is over; fills report_.
   bool finished(std::uint64_t epochs_this_run) {
+    const bool done = decide_finished(epochs_this_run);
+    if (!done && config_.progress && config_.progress_every > 0 && epochs_this_run % config_.progress_every == 0)
+      report_progress(epochs_this_run);
+    return done;
+  }
+  bool decide_finished(std::uint64_t epochs_this_run) {
     bool progress = false, faulted = false, work = false, skipped = false;
     std::uint64_t next_event = ~0ull;
     for (auto& t : tiles_) {
@@ -5006,6 +5051,15 @@ class Engine {
     return false;
   }
 
+  void report_progress(std::uint64_t epochs_this_run) const {
+    RunProgress p;
+    p.epochs = epochs_this_run;
+    p.cycles = config_.timed ? now_ - run_start_ : 0;
+    for (const auto& t : tiles_) p.awake_pes += t.awake.size();
+    p.loaded_pes = loaded_pes_;
+    config_.progress(p);
+  }
+
   void sort_stuck() {
     std::sort(report_.stuck.begin(), report_.stuck.end(),
               [](const StuckPe& a, const StuckPe& b) { return std::pair(a.pe.y, a.pe.x) < std::pair(b.pe.y, b.pe.x); });
@@ -5037,6 +5091,7 @@ class Engine {
   std::uint64_t now_ = 0, run_start_ = 0, last_active_ = 0, horizon_ = 0, total_cycles_ = 0;
   bool any_active_ = false;
   unsigned wire_stages_ = 0;  // hop latency - 1
+  std::uint64_t loaded_pes_ = 0;  // PEs with a kernel or a route
   bool full_epoch_ = false;  // next epoch runs every PE (see finished())
   RunReport report_;
 };
@@ -5230,8 +5285,8 @@ inline Algorithm choose_algorithm(const arch::Arch& arch, Kind kind, Rect area, 
 
 /// Builds collective `kind` over `area` of `prog` with n = `count` (see Kind), elements of type
 /// T: chooses the algorithm, asks the program for its colors and one local task id, sets its
-/// routes. Throws ProgramError when the area leaves the grid or the program has no colors left
-/// there (the message lists who holds them).
+/// routes. Throws ProgramError when the area leaves the grid, count is 0, or the program has no
+/// colors left there (the message lists who holds them); a refused build takes nothing.
 template <DsdElement T>
 Params build(Program& prog, Kind kind, Rect area, std::uint32_t count, const Options& o = {}) {
   const std::string who = std::string(kind_name(kind)) + (o.name.empty() ? "" : " '" + o.name + "'");
@@ -5239,6 +5294,7 @@ Params build(Program& prog, Kind kind, Rect area, std::uint32_t count, const Opt
       !prog.in_grid(Coord{static_cast<std::uint16_t>(area.origin.x + area.width - 1),
                           static_cast<std::uint16_t>(area.origin.y + area.height - 1)}))
     throw ProgramError(who + ": area " + to_string(area) + " is empty or leaves the program's grid");
+  if (count == 0) throw ProgramError(who + ": count (n) must be at least 1");
   const arch::Arch& arch = prog.arch();
   const Algorithm a = o.algorithm != Algorithm::automatic ? o.algorithm
                                                           : choose_algorithm(arch, kind, area, count, prog.free_color_count(area));
@@ -5253,16 +5309,23 @@ Params build(Program& prog, Kind kind, Rect area, std::uint32_t count, const Opt
             l.reduce[lv][c] = ask(std::string(dim) + " reduce level " + std::to_string(lv) + " color " + std::to_string(c), r);
     const bool moves = kind != Kind::broadcast && kind != Kind::reduce && kind != Kind::allreduce;
     if (moves && l.length > 1) {
-      l.move[0] = ask(std::string(dim) + (kind == Kind::gather || kind == Kind::allgather ? " gather" : " scatter") + " color 0", r);
-      if (l.length > 2) l.move[1] = ask(std::string(dim) + " move color 1", r);
+      const std::string what = std::string(dim) + (kind == Kind::gather || kind == Kind::allgather ? " gather" : " scatter");
+      l.move[0] = ask(what + " color 0", r);
+      if (l.length > 2) l.move[1] = ask(what + " color 1", r);
       else l.move[1] = l.move[0];  // two PEs: only p = 0 -> 1 (or 1 -> 0) on one color
     }
   };
-  ask_line(p.row, "rows", area);
-  ask_line(p.col, "column 0", column);
-  if ((kind == Kind::broadcast || kind == Kind::allreduce || kind == Kind::allgather) && area.area() > 1)
-    p.bcast = ask("broadcast", area);
-  p.task = prog.allocate_task(who + ": step task", area);
+  const std::size_t granted_before = prog.channel_grants().size();
+  try {
+    ask_line(p.row, "rows", area);
+    ask_line(p.col, "column 0", column);
+    if ((kind == Kind::broadcast || kind == Kind::allreduce || kind == Kind::allgather) && area.area() > 1)
+      p.bcast = ask("broadcast", area);
+    p.task = prog.allocate_task(who + ": step task", area);
+  } catch (const ProgramError&) {
+    prog.release_grants_after(granted_before);  // give back what this build took
+    throw;
+  }
   collective_routes(prog.route_sink(), p);
   return p;
 }

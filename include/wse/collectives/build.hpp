@@ -75,8 +75,8 @@ inline Algorithm choose_algorithm(const arch::Arch& arch, Kind kind, Rect area, 
 
 /// Builds collective `kind` over `area` of `prog` with n = `count` (see Kind), elements of type
 /// T: chooses the algorithm, asks the program for its colors and one local task id, sets its
-/// routes. Throws ProgramError when the area leaves the grid or the program has no colors left
-/// there (the message lists who holds them).
+/// routes. Throws ProgramError when the area leaves the grid, count is 0, or the program has no
+/// colors left there (the message lists who holds them); a refused build takes nothing.
 template <DsdElement T>
 Params build(Program& prog, Kind kind, Rect area, std::uint32_t count, const Options& o = {}) {
   const std::string who = std::string(kind_name(kind)) + (o.name.empty() ? "" : " '" + o.name + "'");
@@ -84,6 +84,7 @@ Params build(Program& prog, Kind kind, Rect area, std::uint32_t count, const Opt
       !prog.in_grid(Coord{static_cast<std::uint16_t>(area.origin.x + area.width - 1),
                           static_cast<std::uint16_t>(area.origin.y + area.height - 1)}))
     throw ProgramError(who + ": area " + to_string(area) + " is empty or leaves the program's grid");
+  if (count == 0) throw ProgramError(who + ": count (n) must be at least 1");
   const arch::Arch& arch = prog.arch();
   const Algorithm a = o.algorithm != Algorithm::automatic ? o.algorithm
                                                           : choose_algorithm(arch, kind, area, count, prog.free_color_count(area));
@@ -98,16 +99,23 @@ Params build(Program& prog, Kind kind, Rect area, std::uint32_t count, const Opt
             l.reduce[lv][c] = ask(std::string(dim) + " reduce level " + std::to_string(lv) + " color " + std::to_string(c), r);
     const bool moves = kind != Kind::broadcast && kind != Kind::reduce && kind != Kind::allreduce;
     if (moves && l.length > 1) {
-      l.move[0] = ask(std::string(dim) + (kind == Kind::gather || kind == Kind::allgather ? " gather" : " scatter") + " color 0", r);
-      if (l.length > 2) l.move[1] = ask(std::string(dim) + " move color 1", r);
+      const std::string what = std::string(dim) + (kind == Kind::gather || kind == Kind::allgather ? " gather" : " scatter");
+      l.move[0] = ask(what + " color 0", r);
+      if (l.length > 2) l.move[1] = ask(what + " color 1", r);
       else l.move[1] = l.move[0];  // two PEs: only p = 0 -> 1 (or 1 -> 0) on one color
     }
   };
-  ask_line(p.row, "rows", area);
-  ask_line(p.col, "column 0", column);
-  if ((kind == Kind::broadcast || kind == Kind::allreduce || kind == Kind::allgather) && area.area() > 1)
-    p.bcast = ask("broadcast", area);
-  p.task = prog.allocate_task(who + ": step task", area);
+  const std::size_t granted_before = prog.channel_grants().size();
+  try {
+    ask_line(p.row, "rows", area);
+    ask_line(p.col, "column 0", column);
+    if ((kind == Kind::broadcast || kind == Kind::allreduce || kind == Kind::allgather) && area.area() > 1)
+      p.bcast = ask("broadcast", area);
+    p.task = prog.allocate_task(who + ": step task", area);
+  } catch (const ProgramError&) {
+    prog.release_grants_after(granted_before);  // give back what this build took
+    throw;
+  }
   collective_routes(prog.route_sink(), p);
   return p;
 }

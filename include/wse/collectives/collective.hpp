@@ -56,14 +56,16 @@ inline constexpr Stage stage_table[7][5] = {
 };
 }  // namespace detail
 
-template <class PE, class T> class Collective {
+template <class PE, DsdElement T> class Collective {
  public:
   /// Takes the Params of this collective (from the host builder). Call through attach().
   void init(PE& pe, const Params& p) {
+    WSE_ASSERT(p.area.width > 0 && p.area.height > 0, "Collective: Params not built (use collectives::allreduce(prog, ...) etc.)");
     WSE_ASSERT(p.type == elem_type_of<T>, "Collective<PE, T>: Params::type differs from T (build it with the same type)");
     const Coord c = pe.coord();
     WSE_ASSERT(p.area.contains(c), "Collective: this PE is outside Params::area");
     p_ = p;
+    attached_ = true;
     x_ = static_cast<std::uint16_t>(c.x - p.area.origin.x);
     y_ = static_cast<std::uint16_t>(c.y - p.area.origin.y);
   }
@@ -71,6 +73,7 @@ template <class PE, class T> class Collective {
   /// Starts this PE's part on `buf` (buffer_elements(p) elements, see Kind); `done` fires when
   /// it is over. Kernel code, on every PE of the area.
   void start(PE& pe, Array<T> buf, Completion done) {
+    WSE_ASSERT(attached_, "Collective::start before attach: call collectives::attach<&Kernel::member>(pe, *this, params) in init");
     WSE_ASSERT(!running_, "Collective::start: the previous run has not completed");
     WSE_ASSERT(buf.size() >= buffer_elements(p_), "Collective::start: buffer smaller than buffer_elements(params)");
     buf_ = buf;
@@ -198,13 +201,20 @@ template <class PE, class T> class Collective {
   std::uint16_t x_ = 0, y_ = 0;  // this PE in the area
   std::uint8_t stage_ = 0, step_ = 0;
   bool running_ = false;
+  bool attached_ = false;
 };
+
+namespace detail {
+template <class C> inline constexpr bool is_collective = false;
+template <class PE, class T> inline constexpr bool is_collective<Collective<PE, T>> = true;
+}  // namespace detail
 
 /// Joins the kernel's member collective `Member` (a Collective<PE, T> member of kernel K) to
 /// the collective `p` and binds its task. Kernel code, in init():
 ///   wse::collectives::attach<&MyKernel::sum>(pe, *this, params.sum);
 template <auto Member, class K, class PE> void attach(PE& pe, K& kernel, const Params& p) {
   using C = typename wse::detail::MemberObjectTraits<decltype(Member)>::component;
+  static_assert(detail::is_collective<C>, "attach<&Kernel::member>: the member must be a wse::collectives::Collective<PE, T>");
   static_assert(std::is_same_v<typename wse::detail::MemberObjectTraits<decltype(Member)>::kernel, K>,
                 "attach<&Kernel::member>(pe, *this, params): the member must belong to this kernel");
   (kernel.*Member).init(pe, p);

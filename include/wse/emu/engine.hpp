@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <barrier>
 #include <bit>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +52,10 @@ struct EmuConfig {
   /// runs report cycles and PE busy/stall counters. Same results as functional mode, slower.
   /// Cannot be combined with jitter_percent.
   bool timed = false;
+  /// Called every `progress_every` epochs during run(), from one thread between epochs, with
+  /// how far the run has come (e.g. to draw a progress display). Must not touch the engine.
+  std::function<void(const RunProgress&)> progress;
+  std::uint64_t progress_every = 1000;
 };
 
 /// The emulated fabric for one program. Host code; not thread-safe across calls, but
@@ -77,8 +82,10 @@ class Engine {
     setup_tiles();
     const PoolScope scope(&tiles_[0].pool);  // kernels' init may send
     load_kernels();
-    for (auto& pe : pes_)
+    for (auto& pe : pes_) {
+      loaded_pes_ += pe != nullptr;
       if (pe && pe->has_work()) wake_at_start(*pe);
+    }
   }
 
   /// Runs until quiescent, stalled, faulted, or the epoch limit. Host code; blocks.
@@ -601,6 +608,12 @@ class Engine {
 
   // Decides after phase B whether the run is over; fills report_.
   bool finished(std::uint64_t epochs_this_run) {
+    const bool done = decide_finished(epochs_this_run);
+    if (!done && config_.progress && config_.progress_every > 0 && epochs_this_run % config_.progress_every == 0)
+      report_progress(epochs_this_run);
+    return done;
+  }
+  bool decide_finished(std::uint64_t epochs_this_run) {
     bool progress = false, faulted = false, work = false, skipped = false;
     std::uint64_t next_event = ~0ull;
     for (auto& t : tiles_) {
@@ -662,6 +675,15 @@ class Engine {
     return false;
   }
 
+  void report_progress(std::uint64_t epochs_this_run) const {
+    RunProgress p;
+    p.epochs = epochs_this_run;
+    p.cycles = config_.timed ? now_ - run_start_ : 0;
+    for (const auto& t : tiles_) p.awake_pes += t.awake.size();
+    p.loaded_pes = loaded_pes_;
+    config_.progress(p);
+  }
+
   void sort_stuck() {
     std::sort(report_.stuck.begin(), report_.stuck.end(),
               [](const StuckPe& a, const StuckPe& b) { return std::pair(a.pe.y, a.pe.x) < std::pair(b.pe.y, b.pe.x); });
@@ -693,6 +715,7 @@ class Engine {
   std::uint64_t now_ = 0, run_start_ = 0, last_active_ = 0, horizon_ = 0, total_cycles_ = 0;
   bool any_active_ = false;
   unsigned wire_stages_ = 0;  // hop latency - 1
+  std::uint64_t loaded_pes_ = 0;  // PEs with a kernel or a route
   bool full_epoch_ = false;  // next epoch runs every PE (see finished())
   RunReport report_;
 };

@@ -178,6 +178,15 @@ class Pe {
       if (f.name == name) return true;
     return false;
   }
+  /// Queues and link buffers of this PE holding storage (ring.hpp); 0 once the PE is idle.
+  unsigned rings_with_storage() const {
+    unsigned n = 0;
+    for (const auto& cs : colors_) {
+      for (unsigned d = 0; d < 4; ++d) n += cs.in[d].holds_storage() + cs.out[d].holds_storage();
+      n += cs.iq.holds_storage() + cs.oq.holds_storage();
+    }
+    return n;
+  }
   /// Current switch position of `c` at this PE (0 when the color has no route).
   unsigned switch_position(Color c) const {
     const ColorState* s = color_state(c);

@@ -49,6 +49,14 @@ inline const char* to_string(RunStatus s) {
   }
 }
 
+/// How far a run has come, for EmuConfig::progress.
+struct RunProgress {
+  std::uint64_t epochs = 0;      ///< epochs so far in this run
+  std::uint64_t cycles = 0;      ///< timed mode: simulated cycles so far in this run (0 in functional mode)
+  std::uint64_t awake_pes = 0;   ///< PEs the next epoch visits (the rest sleep or are done)
+  std::uint64_t loaded_pes = 0;  ///< PEs with a kernel or a route
+};
+
 /// The result of Engine::run / Runtime::run. Identical for any number of worker threads.
 struct RunReport {
   RunStatus status = RunStatus::completed;

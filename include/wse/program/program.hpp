@@ -267,6 +267,11 @@ class Program {
     for (unsigned c = 0; c < arch_->routable_colors; ++c) n += arch_->color_usable(Color{c}) && !((taken >> c) & 1u);
     return n;
   }
+  /// Drops the grants made after channel_grants().size() was `count` (a builder that fails
+  /// halfway gives back what it took, so the program is as before the attempt).
+  void release_grants_after(std::size_t count) {
+    if (count < grants_.size()) grants_.resize(count);
+  }
   /// Every color and task id handed out or reserved, in the order asked.
   const std::vector<ChannelGrant>& channel_grants() const { return grants_; }
   /// One line per grant: "color  3  (0,0)+15x15  allreduce 'x': broadcast".

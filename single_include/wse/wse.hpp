@@ -4442,22 +4442,24 @@ class Engine {
   /// route (others cost nothing), installs routes, filters and streams, then constructs
   /// each kernel and runs its init. Throws ProgramError naming the PE on any load error.
   explicit Engine(const Program& program, EmuConfig config = {})
-      : program_(program), config_(config), width_(program.width()), height_(program.height()) {
-    program_.validate();
+      : arch_(&program.arch()), config_(config), width_(program.width()), height_(program.height()) {
+    program.validate();
     if (config_.threads == 0) config_.threads = std::max(1u, std::thread::hardware_concurrency());
     if (config_.timed && config_.jitter_percent != 0)
       throw ProgramError("EmuConfig: jitter_percent (" + std::to_string(config_.jitter_percent) +
                          ") cannot be combined with timed mode, which fixes when every PE moves");
-    wire_stages_ = std::min<unsigned>(program_.arch().hop_latency_cycles > 0 ? program_.arch().hop_latency_cycles - 1u : 0u,
+    wire_stages_ = std::min<unsigned>(arch_->hop_latency_cycles > 0 ? arch_->hop_latency_cycles - 1u : 0u,
                                       Pe::max_wire_stages);
     config_.router_buffer_depth = std::clamp(config_.router_buffer_depth, 1u, Ring::max_capacity);
     pes_.resize(std::size_t{width_} * height_);
-    load_routes();
-    load_streams();
+    // The program is only read here: the engine keeps no copy of it (its routes alone can be
+    // hundreds of MB on a full fabric), only the arch and the regions' names.
+    load_routes(program);
+    load_streams(program);
     link_neighbors();
     setup_tiles();
     const PoolScope scope(&tiles_[0].pool);  // kernels' init may send
-    load_kernels();
+    load_kernels(program);
     for (auto& pe : pes_) {
       loaded_pes_ += pe != nullptr;
       if (pe && pe->has_work()) wake_at_start(*pe);
@@ -4517,7 +4519,9 @@ class Engine {
     return s;
   }
 
-  const Program& program() const { return program_; }
+  const arch::Arch& arch() const { return *arch_; }
+  std::uint16_t width() const { return width_; }
+  std::uint16_t height() const { return height_; }
   const EmuConfig& config() const { return config_; }
   /// Number of tiles (= worker threads actually used).
   unsigned tiles() const { return static_cast<unsigned>(tiles_.size()); }
@@ -4563,7 +4567,7 @@ class Engine {
   Pe& ensure_pe(Coord c) {
     auto& slot = pes_[index(c)];
     if (!slot) {
-      slot = std::make_unique<Pe>(program_.arch(), c);
+      slot = std::make_unique<Pe>(*arch_, c);
       slot->index_ = static_cast<std::uint32_t>(index(c));
       slot->send_stall_limit_ = config_.max_stalled_sends;
       slot->use_simd_ = config_.simd;
@@ -4573,12 +4577,12 @@ class Engine {
     return *slot;
   }
 
-  void load_routes() {
-    const arch::Arch& a = program_.arch();
+  void load_routes(const Program& program) {
+    const arch::Arch& a = *arch_;
     // Routes come sorted by (y, x, color): input/output queues are numbered in color order.
     Pe* cur = nullptr;
     unsigned iq_n = 0, oq_n = 0;
-    for (const RouteEntry& e : program_.routes()) {
+    for (const RouteEntry& e : program.routes()) {
       Pe& pe = ensure_pe(e.pe);
       if (&pe != cur) {
         cur = &pe;
@@ -4601,7 +4605,7 @@ class Engine {
         cs.oq.set_capacity(a.output_queue_depth[q] ? a.output_queue_depth[q] : 2u);
       }
     }
-    for (const FilterEntry& f : program_.filters()) {
+    for (const FilterEntry& f : program.filters()) {
       Pe* pe = this->pe(f.pe);
       auto* cs = pe ? pe->color_state(f.color) : nullptr;
       if (cs) {
@@ -4611,8 +4615,8 @@ class Engine {
     }
   }
 
-  void load_streams() {
-    for (const StreamSpec& s : program_.streams()) {
+  void load_streams(const Program& program) {
+    for (const StreamSpec& s : program.streams()) {
       StreamSlot slot{s, nullptr, nullptr};
       auto* cs = ensure_pe(s.pe).color_state(s.color);
       if (s.input) {
@@ -4654,14 +4658,15 @@ class Engine {
       if (s.in) tiles_[tile_of_row_[s.spec.pe.y]].stream_pes.push_back(pe(s.spec.pe));
   }
 
-  void load_kernels() {
-    for (const Region& r : program_.regions()) {
+  void load_kernels(const Program& program) {
+    for (const Region& r : program.regions()) {
+      region_names_.push_back(std::make_unique<const std::string>(r.display_name));
       for (std::uint16_t dy = 0; dy < r.rect.height; ++dy)
         for (std::uint16_t dx = 0; dx < r.rect.width; ++dx) {
           const Coord c{static_cast<std::uint16_t>(r.rect.origin.x + dx), static_cast<std::uint16_t>(r.rect.origin.y + dy)};
           Pe& pe = ensure_pe(c);
           pe.tile_ = tile_of_row_[c.y];
-          pe.kernel_name_ = &r.display_name;
+          pe.kernel_name_ = region_names_.back().get();
           pe.ctx_ = Pe::Ctx::init;
           r.create_on_emulator(pe, c);
           if (pe.fault_)
@@ -5071,12 +5076,13 @@ class Engine {
     std::uint64_t end = any_active_ ? last_active_ + 1 : run_start_;
     end = std::max(end, horizon_);
     report_.cycles = end - run_start_;
-    report_.seconds = static_cast<double>(report_.cycles) / static_cast<double>(program_.arch().clock_hz);
+    report_.seconds = static_cast<double>(report_.cycles) / static_cast<double>(arch_->clock_hz);
     total_cycles_ += report_.cycles;
     now_ = end;
   }
 
-  Program program_;
+  const arch::Arch* arch_;
+  std::vector<std::unique_ptr<const std::string>> region_names_;  // what PEs' reports call their kernel
   EmuConfig config_;
   std::uint16_t width_, height_;
   std::vector<std::unique_ptr<Pe>> pes_;
@@ -5434,9 +5440,8 @@ class EmulatorDevice final : public Device {
   RunReport run() override { return engine_.run(); }
   Stats stats() const override { return engine_.stats(); }
   std::string describe() const override {
-    const Program& p = engine_.program();
-    return std::string("wse emulator, ") + p.arch().name + ", " + std::to_string(p.width()) + "x" +
-           std::to_string(p.height()) + " PEs, " + std::to_string(engine_.tiles()) + " thread(s), SIMD " + emu::simd_target();
+    return std::string("wse emulator, ") + engine_.arch().name + ", " + std::to_string(engine_.width()) + "x" +
+           std::to_string(engine_.height()) + " PEs, " + std::to_string(engine_.tiles()) + " thread(s), SIMD " + emu::simd_target();
   }
   /// The engine, for inspection (PE state, switch positions) in tests and tools.
   emu::Engine& engine() { return engine_; }
@@ -5446,7 +5451,7 @@ class EmulatorDevice final : public Device {
   const Symbol& symbol(Coord pe, std::string_view name, ElemType type, std::uint32_t offset, std::uint32_t count) const {
     const std::string where = "symbol '" + std::string(name) + "' at PE " + to_string(pe);
     const emu::Pe* p = engine_.pe(pe);
-    if (!engine_.program().in_grid(pe)) throw ProgramError(where + ": PE is outside the grid");
+    if (pe.x >= engine_.width() || pe.y >= engine_.height()) throw ProgramError(where + ": PE is outside the grid");
     const Symbol* s = p ? p->find_symbol(name) : nullptr;
     if (s == nullptr) {
       std::string known;

@@ -34,9 +34,8 @@ class EmulatorDevice final : public Device {
   RunReport run() override { return engine_.run(); }
   Stats stats() const override { return engine_.stats(); }
   std::string describe() const override {
-    const Program& p = engine_.program();
-    return std::string("wse emulator, ") + p.arch().name + ", " + std::to_string(p.width()) + "x" +
-           std::to_string(p.height()) + " PEs, " + std::to_string(engine_.tiles()) + " thread(s), SIMD " + emu::simd_target();
+    return std::string("wse emulator, ") + engine_.arch().name + ", " + std::to_string(engine_.width()) + "x" +
+           std::to_string(engine_.height()) + " PEs, " + std::to_string(engine_.tiles()) + " thread(s), SIMD " + emu::simd_target();
   }
   /// The engine, for inspection (PE state, switch positions) in tests and tools.
   emu::Engine& engine() { return engine_; }
@@ -46,7 +45,7 @@ class EmulatorDevice final : public Device {
   const Symbol& symbol(Coord pe, std::string_view name, ElemType type, std::uint32_t offset, std::uint32_t count) const {
     const std::string where = "symbol '" + std::string(name) + "' at PE " + to_string(pe);
     const emu::Pe* p = engine_.pe(pe);
-    if (!engine_.program().in_grid(pe)) throw ProgramError(where + ": PE is outside the grid");
+    if (pe.x >= engine_.width() || pe.y >= engine_.height()) throw ProgramError(where + ": PE is outside the grid");
     const Symbol* s = p ? p->find_symbol(name) : nullptr;
     if (s == nullptr) {
       std::string known;

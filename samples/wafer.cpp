@@ -92,6 +92,17 @@ static void print_figures(const Timing& t, const wse::host::RunReport& r, std::u
               proc_status_mib("VmHWM"), (rss - t.rss_before) * 1048576.0 / double(pes));
 }
 
+// Launches `function` on every PE and runs, timing the run; prints the report when it fails.
+static wse::host::RunReport launch_and_run(wse::host::Runtime& rt, const char* function, Timing& t) {
+  const auto t1 = Clock::now();
+  rt.launch(function);
+  const wse::host::RunReport r = rt.run();
+  t.run = seconds_since(t1);
+  end_progress();
+  if (!r.ok()) std::printf("  run failed: %s\n", r.to_string().substr(0, 2000).c_str());
+  return r;
+}
+
 // ---- workloads ----------------------------------------------------------------------------
 
 // allreduce (sum) or broadcast of n floats over the whole grid; checks every PE.
@@ -103,7 +114,7 @@ static bool run_collective(coll::Kind kind, std::uint16_t w, std::uint16_t h, st
   std::printf("%s%s\n", coll::describe(cp, prog.arch()).c_str(), timed ? " [timed]" : " [functional]");
   t.build = seconds_since(t.t0);
 
-  auto t1 = Clock::now();
+  const auto t1 = Clock::now();
   wse::host::Runtime rt(prog, config(threads, timed));
   const std::uint64_t P = std::uint64_t{w} * h;
   std::vector<float> values(P * n);
@@ -118,15 +129,8 @@ static bool run_collective(coll::Kind kind, std::uint16_t w, std::uint16_t h, st
   rt.memcpy_h2d<float>("buf", values, prog.grid(), n);
   t.load = seconds_since(t1);
 
-  t1 = Clock::now();
-  rt.launch("go");
-  const wse::host::RunReport r = rt.run();
-  t.run = seconds_since(t1);
-  end_progress();
-  if (!r.ok()) {
-    std::printf("  run failed: %s\n", r.to_string().substr(0, 2000).c_str());
-    return false;
-  }
+  const wse::host::RunReport r = launch_and_run(rt, "go", t);
+  if (!r.ok()) return false;
   const std::vector<float> out = rt.read<float>("buf", prog.grid(), n);
   std::uint64_t wrong = 0;
   for (std::uint64_t pe = 0; pe < P; ++pe)
@@ -152,7 +156,7 @@ static bool run_stencil(std::uint16_t w, std::uint16_t h, std::uint32_t nz, unsi
   std::printf("stencil7 SpMV over (0,0)+%ux%u, nz=%u%s\n", w, h, nz, timed ? " [timed]" : " [functional]");
   t.build = seconds_since(t.t0);
 
-  auto t1 = Clock::now();
+  const auto t1 = Clock::now();
   wse::host::Runtime rt(prog, config(threads, timed));
   const std::uint64_t P = std::uint64_t{w} * h;
   std::vector<float> x(P * nz);
@@ -160,15 +164,8 @@ static bool run_stencil(std::uint16_t w, std::uint16_t h, std::uint32_t nz, unsi
   rt.memcpy_h2d<float>("x", x, p.area, nz);
   t.load = seconds_since(t1);
 
-  t1 = Clock::now();
-  rt.launch("spmv");
-  const wse::host::RunReport r = rt.run();
-  t.run = seconds_since(t1);
-  end_progress();
-  if (!r.ok()) {
-    std::printf("  run failed: %s\n", r.to_string().substr(0, 2000).c_str());
-    return false;
-  }
+  const wse::host::RunReport r = launch_and_run(rt, "spmv", t);
+  if (!r.ok()) return false;
   const std::vector<float> y = rt.read<float>("y", p.area, nz);
   auto at = [&](long i, long j, long k) -> float {
     if (i < 0 || j < 0 || k < 0 || i >= w || j >= h || k >= long(nz)) return 0.0f;

@@ -553,14 +553,14 @@ class Engine {
         }
       pe->out_pending_ = outgoing;
       if (!pe->has_local_work() && !outgoing) {  // done: keep no ring storage
-        pe->trim_rings();
+        pe->trim_idle_storage();
         continue;
       }
       if (outgoing || moved || timed_wait || pe->fault_) {
         t.wake_to[pe->tile_].push_back(pe);
       } else {  // waits for input: sleep until a wavelet arrives (see the file comment)
         pe->asleep_ = true;
-        pe->trim_rings();
+        pe->trim_idle_storage();
         if (!pe->listed_sleeper_) {
           pe->listed_sleeper_ = true;
           t.sleepers.push_back(pe);

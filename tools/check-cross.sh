@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Hardware-toolchain checks (issue 6, part 3; docs/targets.md). Installs what is missing, then:
-#   freestanding  every kernel-facing header (wse/{core,arch,fabric,pe,target}/*.hpp and the
-#                 layer headers) alone, and every kernel in kernels/ instantiated on the
+#   freestanding  every kernel-facing header (wse/{core,arch,fabric,pe,collectives,target}/*.hpp
+#                 but the hosted collectives/build.hpp, and the layer headers) alone, the
+#                 collectives' state machine instantiated for fp32, fp16 and int32, and every kernel in kernels/ instantiated on the
 #                 reference bare-metal backend, with arm-none-eabi-g++ for a Cortex-M4,
 #                 -ffreestanding -fno-exceptions -fno-rtti; the example port (tests/target/
 #                 m4_port.cpp) compiles and needs nothing but libgcc helpers and mem*;
@@ -59,12 +60,24 @@ qemu_arm() {  # qemu_arm ELF: runs a semihosting program; its exit status is qem
 # ---- freestanding: headers and kernels for a Cortex-M4 ------------------------------------
 headers_m4() {
   local h n=0 bad=0
-  for h in include/wse/{core,arch,fabric,pe,target}/*.hpp include/wse/{core,arch,fabric,pe,kernel,target}.hpp; do
-    [[ -f $h ]] || continue
+  for h in include/wse/{core,arch,fabric,pe,collectives,target}/*.hpp include/wse/{core,arch,fabric,pe,collectives,kernel,target}.hpp; do
+    [[ -f $h && $h != */collectives/build.hpp ]] || continue
     n=$((n + 1))
     echo "#include <${h#include/}>" | arm-none-eabi-g++ "${M4_FLAGS[@]}" -fsyntax-only -x c++ - || { echo "FAILED: $h"; bad=$((bad + 1)); }
   done
-  echo "$n kernel-facing headers, $bad failed (arm-none-eabi-g++ -mcpu=cortex-m4 -ffreestanding)"
+  # The collectives' state machine on the bare-metal backend, every element type tested.
+  local tu=$out/collectives_tu.cpp
+  {
+    echo "#include <wse/target.hpp>"
+    echo "#include <cstdint>"
+    echo "#include <wse/collectives.hpp>"
+    for t in float wse::f16 std::int32_t; do
+      echo "template class wse::collectives::Collective<wse::target::Pe<wse::target::LoopbackFabric<>>, $t>;"
+    done
+  } >"$tu"
+  n=$((n + 1))
+  arm-none-eabi-g++ "${M4_FLAGS[@]}" -fsyntax-only "$tu" || { echo "FAILED: Collective<target::Pe, T>"; bad=$((bad + 1)); }
+  echo "$n kernel-facing headers and instantiations, $bad failed (arm-none-eabi-g++ -mcpu=cortex-m4 -ffreestanding)"
   ((bad == 0))
 }
 kernels_m4() {

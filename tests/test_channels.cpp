@@ -443,3 +443,30 @@ TEST_CASE("kernels over overlapping areas get distinct colors and task ids, or a
   CHECK(contains(e, "stencil7 colors[4]"));
   CHECK(contains(e, "summa col_colors[1]"));
 }
+
+TEST_CASE("host streams can ask for their color: pass-through row from the west edge to the east edge") {
+  Program prog(arch::wse2, 4, 2);
+  // Something already holds colors over the row: the stream must get another one.
+  const Color taken = prog.allocate_color("someone", Rect{{0, 0}, 4, 1});
+  const Rect row{{0, 0}, 4, 1};
+  const Color c = prog.add_input_stream("in", Coord{0, 0}, Port::west, row);
+  CHECK(c != taken);
+  prog.add_output_stream("out", c, Coord{3, 0}, Port::east);  // same route, same color
+  for (std::uint16_t x = 0; x < 4; ++x) prog.set_route(Coord{x, 0}, c, ColorRoute{Port::west, Port::east});
+  CHECK(contains(prog.channel_report(), "input stream 'in'"));
+  host::Runtime rt(prog, wse_test::config());
+  const std::vector<std::uint32_t> data{5, 6, 7, 8, 9};
+  rt.stream_in<std::uint32_t>("in", data);
+  REQUIRE(rt.run().ok());
+  CHECK(rt.stream_out_as<std::uint32_t>("out") == data);
+  // A stream that cannot be declared takes no color; an area without its PE is refused.
+  const std::size_t grants = prog.channel_grants().size();
+  CHECK(contains(error_of([&] { prog.add_input_stream("bad", Coord{1, 1}, Port::west, Rect{{1, 1}, 1, 1}); }),
+                 "faces another PE"));
+  CHECK(prog.channel_grants().size() == grants);
+  CHECK(contains(error_of([&] { prog.add_output_stream("far", Coord{3, 1}, Port::east, Rect{{0, 0}, 2, 1}); }),
+                 "does not contain its PE (3,1)"));
+  // An allocated output stream works the same way; off the row, the lowest color is free again.
+  const Color o = prog.add_output_stream("out2", Coord{3, 1}, Port::east);
+  CHECK(o == taken);
+}

@@ -1906,6 +1906,7 @@ constexpr void neighbor_exchange(Sink&& sink, const Color (&colors)[2], Rect are
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -2100,6 +2101,17 @@ class Program {
   /// `color` are collected for the host.
   void add_output_stream(std::string name, Color color, Coord pe, Port edge) {
     add_stream(StreamSpec{std::move(name), color, pe, edge, false});
+  }
+  /// Declares a host input stream on a color the channel allocator picks over `route_area`
+  /// (the PEs the stream's route will cover; by default only `pe`) and returns it: route that
+  /// color from `edge` at `pe` onwards. The asker is "input stream '<name>'".
+  Color add_input_stream(std::string name, Coord pe, Port edge, std::optional<Rect> route_area = std::nullopt) {
+    return add_allocated_stream(std::move(name), pe, edge, route_area, true);
+  }
+  /// Declares a host output stream on an allocated color (see the input overload); the route
+  /// that leaves through `edge` at `pe` uses the returned color.
+  Color add_output_stream(std::string name, Coord pe, Port edge, std::optional<Rect> route_area = std::nullopt) {
+    return add_allocated_stream(std::move(name), pe, edge, route_area, false);
   }
 
   /// Channel allocation. Routes are static, so a color or task id is in use over a rectangle
@@ -2319,6 +2331,21 @@ class Program {
     for (unsigned c = 0; c < 32; ++c)
       if ((routed >> c) & 1u) out += "\n  color " + std::to_string(c) + " has routes set by hand inside the area";
     return out + "\nUse a smaller area, fewer collectives over the same PEs, or algorithms with fewer colors.";
+  }
+
+  Color add_allocated_stream(std::string name, Coord pe, Port edge, std::optional<Rect> route_area, bool input) {
+    const std::string asker = std::string(input ? "input" : "output") + " stream '" + name + "'";
+    const Rect area = route_area.value_or(Rect{pe, 1, 1});
+    if (!area.contains(pe)) throw ProgramError(asker + ": route_area " + to_string(area) + " does not contain its PE " + to_string(pe));
+    const std::size_t before = grants_.size();
+    const Color c = allocate_color(asker, area);
+    try {
+      add_stream(StreamSpec{std::move(name), c, pe, edge, input});
+    } catch (const ProgramError&) {
+      release_grants_after(before);  // a refused stream takes no color
+      throw;
+    }
+    return c;
   }
 
   void add_stream(StreamSpec s) {

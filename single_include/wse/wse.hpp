@@ -2919,10 +2919,10 @@ struct Stats {
 /// A fixed-capacity wavelet FIFO (at most 16 entries) used for every queue and link buffer
 /// in the emulator. Emulator internal.
 ///
-/// Memory follows traffic: a Ring is 16 bytes and owns no storage until its first push takes
+/// Memory follows traffic: a Ring is 8 bytes and owns no storage until its first push takes
 /// a block from the calling thread's RingPool; trim() gives an empty ring's block back. The
 /// engine trims a PE's rings when the PE stops being visited (asleep or done), so a PE with
-/// ten queues and link buffers per color but nothing in flight costs 160 bytes per color, not
+/// ten queues and link buffers per color but nothing in flight costs 80 bytes per color, not
 /// 720, while a streaming PE keeps its blocks instead of taking one per wavelet. The engine points `ring_pool` at a pool it owns before any
 /// ring is pushed or popped (each worker thread at its tile's pool; blocks move freely
 /// between the pools of one engine, which frees them all together).
@@ -2937,7 +2937,7 @@ namespace wse::emu {
 struct RingBlock {
   std::uint32_t data[16];
   std::uint16_t ctrl;  // bit i: data[i] is a control wavelet
-  std::uint8_t head, size;
+  std::uint8_t head, size, cap;
   RingBlock* next_free;
 };
 
@@ -2974,49 +2974,75 @@ class RingPool {
 /// The pool this thread's rings take blocks from and give them back to (set by the engine).
 inline thread_local RingPool* ring_pool = nullptr;
 
-/// Bounded FIFO of wavelets. capacity() is set once (1..16).
+/// Bounded FIFO of wavelets. capacity() is set once (1..16). 8 bytes: either a pointer to its
+/// block, or, while it has none, its capacity tagged with a low 1 bit.
 class Ring {
  public:
   static constexpr unsigned max_capacity = 16;
 
-  void set_capacity(unsigned cap) { cap_ = static_cast<std::uint8_t>(cap < 1 ? 1 : cap > max_capacity ? max_capacity : cap); }
-  unsigned capacity() const { return cap_; }
-  unsigned size() const { return b_ ? b_->size : 0u; }
-  bool empty() const { return b_ == nullptr || b_->size == 0; }
-  bool full() const { return size() >= cap_; }
-  unsigned space() const { return cap_ - size(); }
+  void set_capacity(unsigned cap) {
+    const auto c = static_cast<std::uint8_t>(cap < 1 ? 1 : cap > max_capacity ? max_capacity : cap);
+    if (RingBlock* b = block()) b->cap = c;
+    else v_ = tagged(c);
+  }
+  unsigned capacity() const {
+    const RingBlock* b = block();
+    return b ? b->cap : static_cast<unsigned>(v_ >> 1);
+  }
+  unsigned size() const {
+    const RingBlock* b = block();
+    return b ? b->size : 0u;
+  }
+  bool empty() const { return (v_ & 1u) != 0 || block()->size == 0; }
+  bool full() const {
+    const RingBlock* b = block();
+    return b != nullptr && b->size >= b->cap;  // capacity >= 1: a ring without a block has room
+  }
+  unsigned space() const { return capacity() - size(); }
 
-  Wavelet front() const { return Wavelet{b_->data[b_->head], ((b_->ctrl >> b_->head) & 1u) != 0}; }
+  Wavelet front() const {
+    const RingBlock* b = block();
+    return Wavelet{b->data[b->head], ((b->ctrl >> b->head) & 1u) != 0};
+  }
   void pop() {
-    b_->head = static_cast<std::uint8_t>((b_->head + 1) % max_capacity);
-    --b_->size;
+    RingBlock* b = block();
+    b->head = static_cast<std::uint8_t>((b->head + 1) % max_capacity);
+    --b->size;
   }
   void push(Wavelet w) {
-    if (b_ == nullptr) [[unlikely]] b_ = take_block();
-    const unsigned slot = (b_->head + b_->size) % max_capacity;
-    b_->data[slot] = w.data;
-    b_->ctrl = static_cast<std::uint16_t>(w.control ? (b_->ctrl | (1u << slot)) : (b_->ctrl & ~(1u << slot)));
-    ++b_->size;
+    if ((v_ & 1u) != 0) [[unlikely]] {
+      RingBlock* fresh = take_block();
+      fresh->cap = static_cast<std::uint8_t>(v_ >> 1);
+      v_ = reinterpret_cast<std::uintptr_t>(fresh);
+    }
+    RingBlock* b = block();
+    const unsigned slot = (b->head + b->size) % max_capacity;
+    b->data[slot] = w.data;
+    b->ctrl = static_cast<std::uint16_t>(w.control ? (b->ctrl | (1u << slot)) : (b->ctrl & ~(1u << slot)));
+    ++b->size;
   }
   /// Gives the storage of an empty ring back to this thread's pool.
   void trim() {
-    if (b_ != nullptr && b_->size == 0) {
-      ring_pool->release(b_);
-      b_ = nullptr;
+    RingBlock* b = block();
+    if (b != nullptr && b->size == 0) {
+      v_ = tagged(b->cap);
+      ring_pool->release(b);
     }
   }
   /// True when the ring holds a block (for memory accounting).
-  bool holds_storage() const { return b_ != nullptr; }
+  bool holds_storage() const { return (v_ & 1u) == 0; }
   /// i-th element from the front (0 = front).
   Wavelet at(unsigned i) const {
-    const unsigned slot = (b_->head + i) % max_capacity;
-    return Wavelet{b_->data[slot], ((b_->ctrl >> slot) & 1u) != 0};
+    const RingBlock* b = block();
+    const unsigned slot = (b->head + i) % max_capacity;
+    return Wavelet{b->data[slot], ((b->ctrl >> slot) & 1u) != 0};
   }
 
  private:
+  static constexpr std::uintptr_t tagged(unsigned cap) { return (std::uintptr_t{cap} << 1) | 1u; }
+  RingBlock* block() const { return (v_ & 1u) != 0 ? nullptr : reinterpret_cast<RingBlock*>(v_); }
   [[gnu::noinline]] static RingBlock* take_block() { return ring_pool->acquire(); }
-  RingBlock* b_ = nullptr;  // storage, from the first push until trim()
-  std::uint8_t cap_ = 1;
+  std::uintptr_t v_ = tagged(1);  // RingBlock* (blocks are 8-aligned), or tagged capacity
 };
 
 }  // namespace wse::emu
@@ -3261,8 +3287,18 @@ class Pe {
     PortSet rx{};  // ports any switch position receives from (route.all_rx(), cached)
     bool has_iq = false, has_oq = false;
     Ring in[4], out[4], iq, oq;
-    InStream* in_stream[4] = {};
-    OutStream* out_stream[4] = {};
+    // Host streams at the fabric edge, per direction; only edge PEs with streams have them.
+    struct StreamEnds {
+      InStream* in[4] = {};
+      OutStream* out[4] = {};
+    };
+    std::unique_ptr<StreamEnds> streams;
+    InStream* in_stream(unsigned d) const { return streams ? streams->in[d] : nullptr; }
+    OutStream* out_stream(unsigned d) const { return streams ? streams->out[d] : nullptr; }
+    StreamEnds& stream_ends() {
+      if (!streams) streams = std::make_unique<StreamEnds>();
+      return *streams;
+    }
   };
   struct AsyncOp {
     DsdInstr ins;
@@ -4649,10 +4685,10 @@ class Engine {
       auto* cs = ensure_pe(s.pe).color_state(s.color);
       if (s.input) {
         slot.in = std::make_unique<InStream>();
-        cs->in_stream[static_cast<unsigned>(s.edge)] = slot.in.get();
+        cs->stream_ends().in[static_cast<unsigned>(s.edge)] = slot.in.get();
       } else {
         slot.out = std::make_unique<OutStream>();
-        cs->out_stream[static_cast<unsigned>(s.edge)] = slot.out.get();
+        cs->stream_ends().out[static_cast<unsigned>(s.edge)] = slot.out.get();
         ensure_pe(s.pe).has_out_stream_ = true;
       }
       streams_.push_back(std::move(slot));
@@ -4799,8 +4835,8 @@ class Engine {
       // Off the edge into a host output stream: one wavelet per cycle.
       for (std::size_t k = 0; k < n && pe.has_out_stream_; ++k) {
         auto& cs = pe.colors_[(first + k) % n];
-        if (cs.out_stream[d] && !cs.out[d].empty()) {
-          cs.out_stream[d]->data.push_back(cs.out[d].front());
+        if (OutStream* os = cs.out_stream(d); os && !cs.out[d].empty()) {
+          os->data.push_back(cs.out[d].front());
           cs.out[d].pop();
           progress = true;
           break;
@@ -4845,7 +4881,7 @@ class Engine {
         for (unsigned j = 0; j < stages; ++j) on_wire += wire[j].slot == static_cast<std::int8_t>(slot);
         if (cs.in[d].size() + on_wire >= cs.in[d].capacity()) continue;
         Wavelet w;
-        if (InStream* is = cs.in_stream[d]) {
+        if (InStream* is = cs.in_stream(d)) {
           if (!is->pending()) continue;
           w = is->data[is->next++];
           if (!is->pending()) {
@@ -4883,7 +4919,7 @@ class Engine {
     for (auto& cs : pe.colors_) {
       const PortSet rx = cs.rx;
       for (unsigned d = 0; d < 4; ++d) {
-        if (OutStream* os = cs.out_stream[d]) {
+        if (OutStream* os = cs.out_stream(d)) {
           while (!cs.out[d].empty()) {
             os->data.push_back(cs.out[d].front());
             cs.out[d].pop();
@@ -4892,7 +4928,7 @@ class Engine {
         }
         if (!rx.has(static_cast<Port>(d))) continue;
         Ring& to = cs.in[d];
-        if (InStream* is = cs.in_stream[d]) {
+        if (InStream* is = cs.in_stream(d)) {
           while (!to.full() && is->pending()) {
             to.push(is->data[is->next++]);
             progress = true;
@@ -4921,8 +4957,8 @@ class Engine {
   // True when a host input stream entering `pe` still has wavelets to deliver.
   static bool has_pending_input(const Pe& pe) {
     for (const auto& cs : pe.colors_)
-      for (const InStream* is : cs.in_stream)
-        if (is && is->pending()) return true;
+      for (unsigned d = 0; d < 4; ++d)
+        if (const InStream* is = cs.in_stream(d); is && is->pending()) return true;
     return false;
   }
 
@@ -4952,7 +4988,7 @@ class Engine {
         for (unsigned d = 0; d < 4; ++d) {
           if (cs.out[d].empty()) continue;
           outgoing = true;
-          if (cs.out_stream[d]) t.wake_to[pe->tile_].push_back(pe);
+          if (cs.out_stream(d)) t.wake_to[pe->tile_].push_back(pe);
           else if (Pe* n = pe->neighbor_[d]) t.wake_to[n->tile_].push_back(n);
         }
       pe->out_pending_ = outgoing;

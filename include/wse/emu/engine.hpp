@@ -245,10 +245,10 @@ class Engine {
       auto* cs = ensure_pe(s.pe).color_state(s.color);
       if (s.input) {
         slot.in = std::make_unique<InStream>();
-        cs->in_stream[static_cast<unsigned>(s.edge)] = slot.in.get();
+        cs->stream_ends().in[static_cast<unsigned>(s.edge)] = slot.in.get();
       } else {
         slot.out = std::make_unique<OutStream>();
-        cs->out_stream[static_cast<unsigned>(s.edge)] = slot.out.get();
+        cs->stream_ends().out[static_cast<unsigned>(s.edge)] = slot.out.get();
         ensure_pe(s.pe).has_out_stream_ = true;
       }
       streams_.push_back(std::move(slot));
@@ -395,8 +395,8 @@ class Engine {
       // Off the edge into a host output stream: one wavelet per cycle.
       for (std::size_t k = 0; k < n && pe.has_out_stream_; ++k) {
         auto& cs = pe.colors_[(first + k) % n];
-        if (cs.out_stream[d] && !cs.out[d].empty()) {
-          cs.out_stream[d]->data.push_back(cs.out[d].front());
+        if (OutStream* os = cs.out_stream(d); os && !cs.out[d].empty()) {
+          os->data.push_back(cs.out[d].front());
           cs.out[d].pop();
           progress = true;
           break;
@@ -441,7 +441,7 @@ class Engine {
         for (unsigned j = 0; j < stages; ++j) on_wire += wire[j].slot == static_cast<std::int8_t>(slot);
         if (cs.in[d].size() + on_wire >= cs.in[d].capacity()) continue;
         Wavelet w;
-        if (InStream* is = cs.in_stream[d]) {
+        if (InStream* is = cs.in_stream(d)) {
           if (!is->pending()) continue;
           w = is->data[is->next++];
           if (!is->pending()) {
@@ -479,7 +479,7 @@ class Engine {
     for (auto& cs : pe.colors_) {
       const PortSet rx = cs.rx;
       for (unsigned d = 0; d < 4; ++d) {
-        if (OutStream* os = cs.out_stream[d]) {
+        if (OutStream* os = cs.out_stream(d)) {
           while (!cs.out[d].empty()) {
             os->data.push_back(cs.out[d].front());
             cs.out[d].pop();
@@ -488,7 +488,7 @@ class Engine {
         }
         if (!rx.has(static_cast<Port>(d))) continue;
         Ring& to = cs.in[d];
-        if (InStream* is = cs.in_stream[d]) {
+        if (InStream* is = cs.in_stream(d)) {
           while (!to.full() && is->pending()) {
             to.push(is->data[is->next++]);
             progress = true;
@@ -517,8 +517,8 @@ class Engine {
   // True when a host input stream entering `pe` still has wavelets to deliver.
   static bool has_pending_input(const Pe& pe) {
     for (const auto& cs : pe.colors_)
-      for (const InStream* is : cs.in_stream)
-        if (is && is->pending()) return true;
+      for (unsigned d = 0; d < 4; ++d)
+        if (const InStream* is = cs.in_stream(d); is && is->pending()) return true;
     return false;
   }
 
@@ -548,7 +548,7 @@ class Engine {
         for (unsigned d = 0; d < 4; ++d) {
           if (cs.out[d].empty()) continue;
           outgoing = true;
-          if (cs.out_stream[d]) t.wake_to[pe->tile_].push_back(pe);
+          if (cs.out_stream(d)) t.wake_to[pe->tile_].push_back(pe);
           else if (Pe* n = pe->neighbor_[d]) t.wake_to[n->tile_].push_back(n);
         }
       pe->out_pending_ = outgoing;

@@ -231,8 +231,18 @@ class Pe {
     PortSet rx{};  // ports any switch position receives from (route.all_rx(), cached)
     bool has_iq = false, has_oq = false;
     Ring in[4], out[4], iq, oq;
-    InStream* in_stream[4] = {};
-    OutStream* out_stream[4] = {};
+    // Host streams at the fabric edge, per direction; only edge PEs with streams have them.
+    struct StreamEnds {
+      InStream* in[4] = {};
+      OutStream* out[4] = {};
+    };
+    std::unique_ptr<StreamEnds> streams;
+    InStream* in_stream(unsigned d) const { return streams ? streams->in[d] : nullptr; }
+    OutStream* out_stream(unsigned d) const { return streams ? streams->out[d] : nullptr; }
+    StreamEnds& stream_ends() {
+      if (!streams) streams = std::make_unique<StreamEnds>();
+      return *streams;
+    }
   };
   struct AsyncOp {
     DsdInstr ins;

@@ -17,6 +17,7 @@ namespace wse::elementwise {
 /// Element offset (in elements from base) of element `i` of a memory operand; i0 fastest.
 constexpr std::int64_t element_offset(const Operand& o, std::uint32_t i) {
   std::int64_t off = o.offset;
+  if (i == 0) return off;  // the first element of every run: no divisions
   for (int k = 0; k < 4; ++k) {
     const std::uint32_t d = o.dims[k] == 0 ? 1 : o.dims[k];
     off += static_cast<std::int64_t>(i % d) * o.strides[k];
@@ -31,6 +32,11 @@ struct AccessRange {
 };
 constexpr AccessRange access_range(const Operand& o) {
   AccessRange r{o.offset, o.offset};
+  if (o.dims[1] <= 1 && o.dims[2] <= 1 && o.dims[3] <= 1) {  // 1-D, the common case: one span
+    const std::int64_t span = static_cast<std::int64_t>(o.dims[0] == 0 ? 0 : o.dims[0] - 1) * o.strides[0];
+    (span < 0 ? r.lo : r.hi) += span;
+    return r;
+  }
   for (int k = 0; k < 4; ++k) {
     const std::int64_t span = static_cast<std::int64_t>(o.dims[k] == 0 ? 0 : o.dims[k] - 1) * o.strides[k];
     if (span < 0) r.lo += span; else r.hi += span;

@@ -115,7 +115,8 @@ static bool run_collective(coll::Kind kind, std::uint16_t w, std::uint16_t h, st
   t.build = seconds_since(t.t0);
 
   const auto t1 = Clock::now();
-  wse::host::Runtime rt(prog, config(threads, timed));
+  wse::host::Runtime rt(std::move(prog), config(threads, timed));  // no copy of the routes
+  const wse::Rect grid = rt.program().grid();
   const std::uint64_t P = std::uint64_t{w} * h;
   std::vector<float> values(P * n);
   std::vector<double> expect(n, 0.0);
@@ -126,12 +127,12 @@ static bool run_collective(coll::Kind kind, std::uint16_t w, std::uint16_t h, st
       if (kind == coll::Kind::allreduce) expect[i] += v;
       else if (pe == 0) expect[i] = v;
     }
-  rt.memcpy_h2d<float>("buf", values, prog.grid(), n);
+  rt.memcpy_h2d<float>("buf", values, grid, n);
   t.load = seconds_since(t1);
 
   const wse::host::RunReport r = launch_and_run(rt, "go", t);
   if (!r.ok()) return false;
-  const std::vector<float> out = rt.read<float>("buf", prog.grid(), n);
+  const std::vector<float> out = rt.read<float>("buf", grid, n);
   std::uint64_t wrong = 0;
   for (std::uint64_t pe = 0; pe < P; ++pe)
     for (std::uint32_t i = 0; i < n; ++i) wrong += out[pe * n + i] != static_cast<float>(expect[i]);
@@ -139,8 +140,8 @@ static bool run_collective(coll::Kind kind, std::uint16_t w, std::uint16_t h, st
               static_cast<unsigned long long>(P), n, static_cast<unsigned long long>(wrong));
   if (timed)
     std::printf("  cycles: %llu = %.2f us at 850 MHz; predicted %llu; lower bound %llu\n", static_cast<unsigned long long>(r.cycles),
-                r.seconds * 1e6, static_cast<unsigned long long>(coll::predict_cycles(prog.arch(), cp)),
-                static_cast<unsigned long long>(coll::lower_bound_cycles(prog.arch(), cp)));
+                r.seconds * 1e6, static_cast<unsigned long long>(coll::predict_cycles(rt.program().arch(), cp)),
+                static_cast<unsigned long long>(coll::lower_bound_cycles(rt.program().arch(), cp)));
   print_figures(t, r, P);
   return wrong == 0;
 }
@@ -157,7 +158,7 @@ static bool run_stencil(std::uint16_t w, std::uint16_t h, std::uint32_t nz, unsi
   t.build = seconds_since(t.t0);
 
   const auto t1 = Clock::now();
-  wse::host::Runtime rt(prog, config(threads, timed));
+  wse::host::Runtime rt(std::move(prog), config(threads, timed));  // no copy of the routes
   const std::uint64_t P = std::uint64_t{w} * h;
   std::vector<float> x(P * nz);
   for (std::uint64_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(int(i % 11) - 5);

@@ -5564,6 +5564,10 @@ class Runtime {
   /// kernel fails to load (e.g. over the PE memory budget), naming the PE.
   explicit Runtime(const Program& program, emu::EmuConfig config = {})
       : program_(program), device_(std::make_unique<EmulatorDevice>(program, config)) {}
+  /// Same, taking the program over instead of copying it (a full-fabric program's routes
+  /// take hundreds of MB): `Runtime rt(std::move(prog), cfg)`.
+  explicit Runtime(Program&& program, emu::EmuConfig config = {})
+      : program_(std::move(program)), device_(std::make_unique<EmulatorDevice>(program_, config)) {}
   /// Runs `program` on a given device (already loaded with it).
   Runtime(const Program& program, std::unique_ptr<Device> device) : program_(program), device_(std::move(device)) {}
 

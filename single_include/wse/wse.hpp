@@ -5329,17 +5329,31 @@ inline Params shape(const arch::Arch& arch, Kind kind, ElemType type, Rect area,
   (void)arch;
   return p;
 }
-// Colors a plan needs over the whole area (rows) and over column 0.
-inline unsigned colors_needed(const Params& p) {
-  unsigned n = 0;
-  auto line = [&](const LinePlan& l) {
+// Calls f(color slot, what, rectangle) for every color the collective `p` routes: the rows'
+// colors over the area, column 0's over column 0, the broadcast color over the area. The one
+// place that says which colors a plan needs (counted by colors_needed, granted by build).
+template <class F> void for_each_color(Params& p, F&& f) {
+  const bool moves = p.kind != Kind::broadcast && p.kind != Kind::reduce && p.kind != Kind::allreduce;
+  auto line = [&](LinePlan& l, const std::string& dim, Rect r) {
     if (reduces(p.kind))
-      for (unsigned lv = 0; lv < l.levels; ++lv) n += level_uses_color(l.length, l.group, lv, 0) + level_uses_color(l.length, l.group, lv, 1);
-    if (p.kind != Kind::broadcast && p.kind != Kind::reduce && p.kind != Kind::allreduce && l.length > 1) n += l.length > 2 ? 2 : 1;
+      for (unsigned lv = 0; lv < l.levels; ++lv)
+        for (unsigned c : {1u, 0u})
+          if (level_uses_color(l.length, l.group, lv, c))
+            f(l.reduce[lv][c], dim + " reduce level " + std::to_string(lv) + " color " + std::to_string(c), r);
+    if (moves && l.length > 1) {
+      const std::string what = dim + (p.kind == Kind::gather || p.kind == Kind::allgather ? " gather" : " scatter");
+      f(l.move[0], what + " color 0", r);
+      if (l.length > 2) f(l.move[1], what + " color 1", r);
+    }
   };
-  line(p.row);
-  line(p.col);
-  if (p.kind == Kind::broadcast || p.kind == Kind::allreduce || p.kind == Kind::allgather) n += p.area.area() > 1;
+  line(p.row, "rows", p.area);
+  line(p.col, "column 0", Rect{p.area.origin, 1, p.area.height});
+  if ((p.kind == Kind::broadcast || p.kind == Kind::allreduce || p.kind == Kind::allgather) && p.area.area() > 1)
+    f(p.bcast, "broadcast", p.area);
+}
+inline unsigned colors_needed(Params p) {
+  unsigned n = 0;
+  for_each_color(p, [&](Color&, const std::string&, Rect) { ++n; });
   return n;
 }
 }  // namespace detail
@@ -5375,33 +5389,17 @@ Params build(Program& prog, Kind kind, Rect area, std::uint32_t count, const Opt
   const Algorithm a = o.algorithm != Algorithm::automatic ? o.algorithm
                                                           : choose_algorithm(arch, kind, area, count, prog.free_color_count(area));
   Params p = detail::shape(arch, kind, elem_type_of<T>, area, count, o.op, a);
-  const Rect column{area.origin, 1, area.height};
-  auto ask = [&](const std::string& what, Rect r) { return prog.allocate_color(who + ": " + what, r); };
-  auto ask_line = [&](LinePlan& l, const char* dim, Rect r) {
-    if (reduces(kind))
-      for (unsigned lv = 0; lv < l.levels; ++lv)
-        for (unsigned c : {1u, 0u})
-          if (level_uses_color(l.length, l.group, lv, c))
-            l.reduce[lv][c] = ask(std::string(dim) + " reduce level " + std::to_string(lv) + " color " + std::to_string(c), r);
-    const bool moves = kind != Kind::broadcast && kind != Kind::reduce && kind != Kind::allreduce;
-    if (moves && l.length > 1) {
-      const std::string what = std::string(dim) + (kind == Kind::gather || kind == Kind::allgather ? " gather" : " scatter");
-      l.move[0] = ask(what + " color 0", r);
-      if (l.length > 2) l.move[1] = ask(what + " color 1", r);
-      else l.move[1] = l.move[0];  // two PEs: only p = 0 -> 1 (or 1 -> 0) on one color
-    }
-  };
   const std::size_t granted_before = prog.channel_grants().size();
   try {
-    ask_line(p.row, "rows", area);
-    ask_line(p.col, "column 0", column);
-    if ((kind == Kind::broadcast || kind == Kind::allreduce || kind == Kind::allgather) && area.area() > 1)
-      p.bcast = ask("broadcast", area);
+    detail::for_each_color(p, [&](Color& c, const std::string& what, Rect r) { c = prog.allocate_color(who + ": " + what, r); });
     p.task = prog.allocate_task(who + ": step task", area);
   } catch (const ProgramError&) {
     prog.release_grants_after(granted_before);  // give back what this build took
     throw;
   }
+  // Two PEs on a line move on one color (p = 0 -> 1, or 1 -> 0).
+  if (p.row.length == 2) p.row.move[1] = p.row.move[0];
+  if (p.col.length == 2) p.col.move[1] = p.col.move[0];
   collective_routes(prog.route_sink(), p);
   return p;
 }

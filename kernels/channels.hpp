@@ -44,10 +44,6 @@ template <class Routes> constexpr Footprints footprints(Routes&& routes) {
   return f;
 }
 
-constexpr bool overlaps(Rect a, Rect b) {
-  return a.width != 0 && b.width != 0 && a.origin.x < b.origin.x + b.width && b.origin.x < a.origin.x + a.width &&
-         a.origin.y < b.origin.y + b.height && b.origin.y < a.origin.y + a.height;
-}
 constexpr Rect hull(Rect a, Rect b) {
   if (a.width == 0) return b;
   if (b.width == 0) return a;
@@ -94,7 +90,7 @@ void fill(Channels& prog, const char* name, ColorSlot* colors, unsigned n, TaskS
     if (colors[i].routed.width == 0) continue;
     bool meets_all = true;
     for (unsigned j = 0; j < n; ++j)
-      if (colors[j].routed.width != 0 && !overlaps(colors[i].routed, colors[j].routed)) meets_all = false;
+      if (colors[j].routed.width != 0 && !colors[i].routed.overlaps(colors[j].routed)) meets_all = false;
     *colors[i].color = prog.allocate_color(Asker(name, colors[i].what).text, meets_all ? colors[i].routed : all);
   }
   for (unsigned t = 0; t < m; ++t) *tasks[t].task = prog.allocate_task(Asker(name, tasks[t].what).text, task_area);

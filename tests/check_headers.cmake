@@ -1,7 +1,6 @@
 # Compiles every public header alone, hosted, and every kernel-facing header (core, arch,
 # fabric, pe, target) also with -ffreestanding -fno-exceptions -fno-rtti, so a header that
-# forgets an include or uses a hosted facility fails. (collectives/build.hpp is the host
-# builder: hosted.) Usage:
+# forgets an include or uses a hosted facility fails. Usage:
 #   cmake -DCXX=g++ -DINCLUDE_DIR=include -P tests/check_headers.cmake
 set(freestanding_layers core arch fabric pe collectives target)
 file(GLOB_RECURSE headers RELATIVE ${INCLUDE_DIR} ${INCLUDE_DIR}/wse/*.hpp)
@@ -17,9 +16,6 @@ foreach(h IN LISTS headers)
       set(freestanding TRUE)
     endif()
   endforeach()
-  if(h STREQUAL "wse/collectives/build.hpp")
-    set(freestanding FALSE)
-  endif()
   if(h STREQUAL "wse/kernel.hpp")
     set(freestanding TRUE)
   endif()

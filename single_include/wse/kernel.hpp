@@ -45,6 +45,11 @@ struct Rect {
   }
   /// Number of PEs in the rectangle.
   constexpr std::uint32_t area() const { return std::uint32_t{width} * height; }
+  /// True when the two rectangles share a PE (never for an empty one).
+  constexpr bool overlaps(Rect o) const {
+    return width != 0 && height != 0 && o.width != 0 && o.height != 0 && origin.x < o.origin.x + o.width &&
+           o.origin.x < origin.x + width && origin.y < o.origin.y + o.height && o.origin.y < origin.y + height;
+  }
   friend constexpr bool operator==(Rect, Rect) = default;
 };
 
@@ -232,7 +237,7 @@ inline constexpr Arch wse3{
 // ---- begin wse/collectives.hpp ----
 /// \file
 /// The collectives layer, kernel side: Params, routes and the Collective state machine.
-/// Freestanding. The host builder is wse/collectives/build.hpp (included by wse/wse.hpp).
+/// Freestanding. The host builder is wse/program/collectives.hpp (hosted; in wse/program.hpp).
 // ---- begin wse/collectives/collective.hpp ----
 /// \file
 /// The kernel side of every collective: a small state machine a kernel keeps as a member.
@@ -1168,7 +1173,7 @@ inline constexpr bool fits_in_pe_memory = sizeof(K<ProbeBackend>) <= arch::max_p
 // ---- begin wse/collectives/params.hpp ----
 /// \file
 /// Collectives: what each one does, its Params (filled by the host builder in
-/// collectives/build.hpp, read by the kernel-side Collective), the geometry every algorithm
+/// program/collectives.hpp, read by the kernel-side Collective), the geometry every algorithm
 /// shares, and the timing model that chooses an algorithm. Freestanding.
 ///
 /// Geometry. A collective runs over a rectangle `area` of w × h PEs (a row is h = 1, a column
@@ -1218,6 +1223,10 @@ constexpr bool chunked(Kind k) {
   return k == Kind::scatter || k == Kind::gather || k == Kind::allgather || k == Kind::reduce_scatter;
 }
 constexpr bool reduces(Kind k) { return k == Kind::reduce || k == Kind::allreduce || k == Kind::reduce_scatter; }
+/// The kinds that end with a broadcast from the root (its one multicast color).
+constexpr bool broadcasts(Kind k) { return k == Kind::broadcast || k == Kind::allreduce || k == Kind::allgather; }
+/// The chunked kinds whose chains run toward the root (the others scatter away from it).
+constexpr bool gathers(Kind k) { return k == Kind::gather || k == Kind::allgather; }
 
 /// Rounds of a line reduction with groups of g: the least r with g^r >= L (0 when L <= 1).
 inline constexpr unsigned max_levels = 12;  // 2^11 = 2048 > 1176, the tallest fabric
@@ -1448,7 +1457,7 @@ template <class PE, DsdElement T> class Collective {
   }
 
   Step step(PE& pe, Stage st, unsigned k) {
-    const std::uint32_t w = p_.area.width, h = p_.area.height, n = p_.count;
+    const std::uint32_t w = p_.area.width, n = p_.count;
     switch (st) {
       case Stage::row_reduce: return reduce_step(pe, p_.row, x_, k, p_.kind == Kind::reduce_scatter ? all() : n);
       case Stage::col_reduce:
@@ -1458,7 +1467,7 @@ template <class PE, DsdElement T> class Collective {
       case Stage::col_gather: return x_ != 0 ? Step::end : move_step(pe, p_.col, y_, k, 0, w * n, true);
       case Stage::col_scatter: return x_ != 0 ? Step::end : move_step(pe, p_.col, y_, k, 0, w * n, false);
       case Stage::row_scatter: return move_step(pe, p_.row, x_, k, y_ * w * n, n, false);
-      default: (void)h; return Step::end;
+      default: return Step::end;
     }
   }
 
@@ -1688,13 +1697,11 @@ template <class Sink> constexpr void collective_routes(Sink&& sink, const Params
       for (unsigned l = 0; l < p.row.levels; ++l) reduce_level_routes(sink, Line{a, true, y}, p.row, l);
     for (unsigned l = 0; l < p.col.levels; ++l) reduce_level_routes(sink, column, p.col, l);
   }
-  const bool gathers = p.kind == Kind::gather || p.kind == Kind::allgather;
-  const bool scatters = p.kind == Kind::scatter || p.kind == Kind::reduce_scatter;
-  if (gathers || scatters) {
-    for (std::uint16_t y = 0; y < a.height; ++y) move_routes(sink, Line{a, true, y}, p.row, gathers);
-    move_routes(sink, column, p.col, gathers);
+  if (chunked(p.kind)) {  // gather or scatter chains along every row and column 0
+    for (std::uint16_t y = 0; y < a.height; ++y) move_routes(sink, Line{a, true, y}, p.row, gathers(p.kind));
+    move_routes(sink, column, p.col, gathers(p.kind));
   }
-  if (p.kind == Kind::broadcast || p.kind == Kind::allreduce || p.kind == Kind::allgather) broadcast_routes(sink, a, p.bcast);
+  if (broadcasts(p.kind)) broadcast_routes(sink, a, p.bcast);
 }
 
 }  // namespace wse::collectives

@@ -45,6 +45,11 @@ struct Rect {
   }
   /// Number of PEs in the rectangle.
   constexpr std::uint32_t area() const { return std::uint32_t{width} * height; }
+  /// True when the two rectangles share a PE (never for an empty one).
+  constexpr bool overlaps(Rect o) const {
+    return width != 0 && height != 0 && o.width != 0 && o.height != 0 && origin.x < o.origin.x + o.width &&
+           o.origin.x < origin.x + width && origin.y < o.origin.y + o.height && o.origin.y < origin.y + height;
+  }
   friend constexpr bool operator==(Rect, Rect) = default;
 };
 
@@ -232,7 +237,7 @@ inline constexpr Arch wse3{
 // ---- begin wse/collectives.hpp ----
 /// \file
 /// The collectives layer, kernel side: Params, routes and the Collective state machine.
-/// Freestanding. The host builder is wse/collectives/build.hpp (included by wse/wse.hpp).
+/// Freestanding. The host builder is wse/program/collectives.hpp (hosted; in wse/program.hpp).
 // ---- begin wse/collectives/collective.hpp ----
 /// \file
 /// The kernel side of every collective: a small state machine a kernel keeps as a member.
@@ -1168,7 +1173,7 @@ inline constexpr bool fits_in_pe_memory = sizeof(K<ProbeBackend>) <= arch::max_p
 // ---- begin wse/collectives/params.hpp ----
 /// \file
 /// Collectives: what each one does, its Params (filled by the host builder in
-/// collectives/build.hpp, read by the kernel-side Collective), the geometry every algorithm
+/// program/collectives.hpp, read by the kernel-side Collective), the geometry every algorithm
 /// shares, and the timing model that chooses an algorithm. Freestanding.
 ///
 /// Geometry. A collective runs over a rectangle `area` of w × h PEs (a row is h = 1, a column
@@ -1218,6 +1223,10 @@ constexpr bool chunked(Kind k) {
   return k == Kind::scatter || k == Kind::gather || k == Kind::allgather || k == Kind::reduce_scatter;
 }
 constexpr bool reduces(Kind k) { return k == Kind::reduce || k == Kind::allreduce || k == Kind::reduce_scatter; }
+/// The kinds that end with a broadcast from the root (its one multicast color).
+constexpr bool broadcasts(Kind k) { return k == Kind::broadcast || k == Kind::allreduce || k == Kind::allgather; }
+/// The chunked kinds whose chains run toward the root (the others scatter away from it).
+constexpr bool gathers(Kind k) { return k == Kind::gather || k == Kind::allgather; }
 
 /// Rounds of a line reduction with groups of g: the least r with g^r >= L (0 when L <= 1).
 inline constexpr unsigned max_levels = 12;  // 2^11 = 2048 > 1176, the tallest fabric
@@ -1448,7 +1457,7 @@ template <class PE, DsdElement T> class Collective {
   }
 
   Step step(PE& pe, Stage st, unsigned k) {
-    const std::uint32_t w = p_.area.width, h = p_.area.height, n = p_.count;
+    const std::uint32_t w = p_.area.width, n = p_.count;
     switch (st) {
       case Stage::row_reduce: return reduce_step(pe, p_.row, x_, k, p_.kind == Kind::reduce_scatter ? all() : n);
       case Stage::col_reduce:
@@ -1458,7 +1467,7 @@ template <class PE, DsdElement T> class Collective {
       case Stage::col_gather: return x_ != 0 ? Step::end : move_step(pe, p_.col, y_, k, 0, w * n, true);
       case Stage::col_scatter: return x_ != 0 ? Step::end : move_step(pe, p_.col, y_, k, 0, w * n, false);
       case Stage::row_scatter: return move_step(pe, p_.row, x_, k, y_ * w * n, n, false);
-      default: (void)h; return Step::end;
+      default: return Step::end;
     }
   }
 
@@ -1688,13 +1697,11 @@ template <class Sink> constexpr void collective_routes(Sink&& sink, const Params
       for (unsigned l = 0; l < p.row.levels; ++l) reduce_level_routes(sink, Line{a, true, y}, p.row, l);
     for (unsigned l = 0; l < p.col.levels; ++l) reduce_level_routes(sink, column, p.col, l);
   }
-  const bool gathers = p.kind == Kind::gather || p.kind == Kind::allgather;
-  const bool scatters = p.kind == Kind::scatter || p.kind == Kind::reduce_scatter;
-  if (gathers || scatters) {
-    for (std::uint16_t y = 0; y < a.height; ++y) move_routes(sink, Line{a, true, y}, p.row, gathers);
-    move_routes(sink, column, p.col, gathers);
+  if (chunked(p.kind)) {  // gather or scatter chains along every row and column 0
+    for (std::uint16_t y = 0; y < a.height; ++y) move_routes(sink, Line{a, true, y}, p.row, gathers(p.kind));
+    move_routes(sink, column, p.col, gathers(p.kind));
   }
-  if (p.kind == Kind::broadcast || p.kind == Kind::allreduce || p.kind == Kind::allgather) broadcast_routes(sink, a, p.bcast);
+  if (broadcasts(p.kind)) broadcast_routes(sink, a, p.bcast);
 }
 
 }  // namespace wse::collectives
@@ -2124,9 +2131,7 @@ class Program {
   /// nothing is free.
   Color allocate_color(std::string_view asker, Rect area) {
     check_grant_area(asker, area);
-    // A task id below 24 is also a color's data-task id on WSE-2: keep colors off granted ids.
-    const std::uint32_t taken = taken_mask(ChannelGrant::Kind::color, area) | taken_mask(ChannelGrant::Kind::task, area) |
-                                routed_colors_in(area);
+    const std::uint32_t taken = colors_taken(area);
     for (unsigned c = 0; c < arch_->routable_colors; ++c)
       if (arch_->color_usable(Color{c}) && !((taken >> c) & 1u)) {
         grants_.push_back(ChannelGrant{ChannelGrant::Kind::color, static_cast<std::uint8_t>(c), std::string(asker), area, false});
@@ -2137,8 +2142,7 @@ class Program {
   /// See allocate_color.
   TaskId allocate_task(std::string_view asker, Rect area) {
     check_grant_area(asker, area);
-    const std::uint32_t taken = taken_mask(ChannelGrant::Kind::task, area) | taken_mask(ChannelGrant::Kind::color, area) |
-                                routed_colors_in(area);
+    const std::uint32_t taken = colors_taken(area);  // the same set keeps tasks off colors
     for (unsigned t : task_candidates())
       if (!((taken >> t) & 1u)) {
         grants_.push_back(ChannelGrant{ChannelGrant::Kind::task, static_cast<std::uint8_t>(t), std::string(asker), area, false});
@@ -2165,8 +2169,7 @@ class Program {
   }
   /// How many usable colors allocate_color could still hand out over `area`.
   unsigned free_color_count(Rect area) const {
-    const std::uint32_t taken = taken_mask(ChannelGrant::Kind::color, area) | taken_mask(ChannelGrant::Kind::task, area) |
-                                routed_colors_in(area);
+    const std::uint32_t taken = colors_taken(area);
     unsigned n = 0;
     for (unsigned c = 0; c < arch_->routable_colors; ++c) n += arch_->color_usable(Color{c}) && !((taken >> c) & 1u);
     return n;
@@ -2278,10 +2281,6 @@ class Program {
     }
   }
 
-  static bool overlaps(Rect a, Rect b) {
-    return a.origin.x < b.origin.x + b.width && b.origin.x < a.origin.x + a.width && a.origin.y < b.origin.y + b.height &&
-           b.origin.y < a.origin.y + a.height;
-  }
   void check_grant_area(std::string_view asker, Rect area) const {
     if (area.width == 0 || area.height == 0 || area.origin.x + area.width > width_ || area.origin.y + area.height > height_)
       throw ProgramError(std::string(asker) + ": channel area " + to_string(area) + " is empty or leaves the " +
@@ -2290,8 +2289,14 @@ class Program {
   std::uint32_t taken_mask(ChannelGrant::Kind kind, Rect area) const {
     std::uint32_t m = 0;
     for (const ChannelGrant& g : grants_)
-      if (g.kind == kind && g.value < 32 && overlaps(g.area, area)) m |= 1u << g.value;
+      if (g.kind == kind && g.value < 32 && g.area.overlaps(area)) m |= 1u << g.value;
     return m;
+  }
+  // Colors (and task ids, as bits of the same mask) the allocator must not hand out over
+  // `area`: granted colors, granted task ids (an id below 24 is also a color's data-task id on
+  // WSE-2) and colors of routes already set there.
+  std::uint32_t colors_taken(Rect area) const {
+    return taken_mask(ChannelGrant::Kind::color, area) | taken_mask(ChannelGrant::Kind::task, area) | routed_colors_in(area);
   }
   // Colors of routes already set inside `area` (hand-written routes keep their colors).
   std::uint32_t routed_colors_in(Rect area) const {
@@ -2311,7 +2316,7 @@ class Program {
   }
   void reserve(ChannelGrant::Kind kind, std::uint8_t value, std::string_view asker, Rect area) {
     for (const ChannelGrant& g : grants_)
-      if (g.kind == kind && g.value == value && overlaps(g.area, area))
+      if (g.kind == kind && g.value == value && g.area.overlaps(area))
         throw ProgramError(std::string(asker) + ": " + (kind == ChannelGrant::Kind::color ? "color " : "task id ") +
                            std::to_string(value) + " at " + to_string(area) + " is already held by: " + grant_text(g));
     grants_.push_back(ChannelGrant{kind, value, std::string(asker), area, true});
@@ -2326,7 +2331,7 @@ class Program {
     std::string out = "no free " + std::string(what) + " for " + std::string(asker) + " on " + to_string(area) + " (" +
                       arch_->name + "): every one is in use there. In the way:";
     for (const ChannelGrant& g : grants_)
-      if (overlaps(g.area, area)) out += "\n  " + grant_text(g);
+      if (g.area.overlaps(area)) out += "\n  " + grant_text(g);
     const std::uint32_t routed = routed_colors_in(area) & ~taken_mask(ChannelGrant::Kind::color, area);
     for (unsigned c = 0; c < 32; ++c)
       if ((routed >> c) & 1u) out += "\n  color " + std::to_string(c) + " has routes set by hand inside the area";
@@ -4998,7 +5003,7 @@ class Engine {
           else if (Pe* n = pe->neighbor_[d]) t.wake_to[n->tile_].push_back(n);
         }
       pe->out_pending_ = outgoing;
-      if (!pe->has_local_work() && !outgoing) {  // done: keep no ring storage
+      if (!outgoing && !pe->has_local_work()) {  // done: keep no ring storage
         pe->trim_idle_storage();
         continue;
       }
@@ -5016,16 +5021,13 @@ class Engine {
   }
 
   // Sleeping PEs that still hold work once nothing else can happen: the run is stuck on them.
-  void collect_stuck_sleepers() {
+  // Returns whether it found any.
+  bool collect_stuck_sleepers() {
+    const std::size_t before = report_.stuck.size();
     for (auto& t : tiles_)
       for (Pe* pe : t.sleepers)
         if (pe->asleep_ && pe->has_work()) report_.stuck.push_back(pe->describe_stuck());
-  }
-  bool any_stuck_sleeper() const {
-    for (const auto& t : tiles_)
-      for (const Pe* pe : t.sleepers)
-        if (pe->asleep_ && pe->has_work()) return true;
-    return false;
+    return report_.stuck.size() > before;
   }
 
   void phase_b(unsigned ti, std::uint64_t epoch) {
@@ -5090,13 +5092,9 @@ class Engine {
       return true;
     }
     if (!work) {
-      if (any_stuck_sleeper()) {  // waiting for input that nothing will send
-        report_.status = RunStatus::stalled;
-        collect_stuck_sleepers();
-        sort_stuck();
-      } else {
-        report_.status = RunStatus::completed;
-      }
+      // Sleepers still holding work wait for input that nothing will send: a stall.
+      report_.status = collect_stuck_sleepers() ? RunStatus::stalled : RunStatus::completed;
+      sort_stuck();
       return true;
     }
     // Under jitter, an epoch where nothing moved proves nothing if some PE sat out: run one
@@ -5287,7 +5285,7 @@ inline const char* simd_target() { return simd::target_name(); }
 // ---- begin wse/program.hpp ----
 /// \file
 /// The program layer: grid, regions, routes, streams, validation. Hosted.
-// ---- begin wse/collectives/build.hpp ----
+// ---- begin wse/program/collectives.hpp ----
 /// \file
 /// The host side of collectives: builds the Params of a collective over a rectangle of a
 /// Program, asking the program for its colors and task id and setting its routes. Hosted.
@@ -5296,7 +5294,6 @@ inline const char* simd_target() { return simd::target_name(); }
 ///   // pass `sum` to the kernel (its Params), which attaches a Collective<PE, float> to it.
 #include <cstdint>
 #include <string>
-#include <vector>
 
 
 namespace wse::collectives {
@@ -5316,7 +5313,7 @@ inline LinePlan line_plan(Algorithm a, std::uint16_t length) {
   l.levels = static_cast<std::uint8_t>(levels_for(length, l.group));
   return l;
 }
-inline Params shape(const arch::Arch& arch, Kind kind, ElemType type, Rect area, std::uint32_t count, Op op, Algorithm a) {
+inline Params shape(Kind kind, ElemType type, Rect area, std::uint32_t count, Op op, Algorithm a) {
   Params p;
   p.kind = kind;
   p.op = op;
@@ -5326,29 +5323,27 @@ inline Params shape(const arch::Arch& arch, Kind kind, ElemType type, Rect area,
   p.count = count;
   p.row = line_plan(a, area.width);
   p.col = line_plan(a, area.height);
-  (void)arch;
   return p;
 }
 // Calls f(color slot, what, rectangle) for every color the collective `p` routes: the rows'
 // colors over the area, column 0's over column 0, the broadcast color over the area. The one
 // place that says which colors a plan needs (counted by colors_needed, granted by build).
 template <class F> void for_each_color(Params& p, F&& f) {
-  const bool moves = p.kind != Kind::broadcast && p.kind != Kind::reduce && p.kind != Kind::allreduce;
   auto line = [&](LinePlan& l, const std::string& dim, Rect r) {
     if (reduces(p.kind))
       for (unsigned lv = 0; lv < l.levels; ++lv)
         for (unsigned c : {1u, 0u})
           if (level_uses_color(l.length, l.group, lv, c))
             f(l.reduce[lv][c], dim + " reduce level " + std::to_string(lv) + " color " + std::to_string(c), r);
-    if (moves && l.length > 1) {
-      const std::string what = dim + (p.kind == Kind::gather || p.kind == Kind::allgather ? " gather" : " scatter");
+    if (chunked(p.kind) && l.length > 1) {
+      const std::string what = dim + (gathers(p.kind) ? " gather" : " scatter");
       f(l.move[0], what + " color 0", r);
       if (l.length > 2) f(l.move[1], what + " color 1", r);
     }
   };
   line(p.row, "rows", p.area);
   line(p.col, "column 0", Rect{p.area.origin, 1, p.area.height});
-  if ((p.kind == Kind::broadcast || p.kind == Kind::allreduce || p.kind == Kind::allgather) && p.area.area() > 1)
+  if (broadcasts(p.kind) && p.area.area() > 1)
     f(p.bcast, "broadcast", p.area);
 }
 inline unsigned colors_needed(Params p) {
@@ -5365,7 +5360,7 @@ inline Algorithm choose_algorithm(const arch::Arch& arch, Kind kind, Rect area, 
   Algorithm best = Algorithm::chain;
   std::uint64_t best_cycles = ~std::uint64_t{0};
   for (Algorithm a : {Algorithm::chain, Algorithm::two_phase, Algorithm::tree}) {
-    const Params p = detail::shape(arch, kind, ElemType::f32, area, count, Op::sum, a);
+    const Params p = detail::shape(kind, ElemType::f32, area, count, Op::sum, a);
     if (detail::colors_needed(p) > free_colors) continue;
     const std::uint64_t t = predict_cycles(arch, p);
     if (t < best_cycles) best = a, best_cycles = t;
@@ -5388,7 +5383,7 @@ Params build(Program& prog, Kind kind, Rect area, std::uint32_t count, const Opt
   const arch::Arch& arch = prog.arch();
   const Algorithm a = o.algorithm != Algorithm::automatic ? o.algorithm
                                                           : choose_algorithm(arch, kind, area, count, prog.free_color_count(area));
-  Params p = detail::shape(arch, kind, elem_type_of<T>, area, count, o.op, a);
+  Params p = detail::shape(kind, elem_type_of<T>, area, count, o.op, a);
   const std::size_t granted_before = prog.channel_grants().size();
   try {
     detail::for_each_color(p, [&](Color& c, const std::string& what, Rect r) { c = prog.allocate_color(who + ": " + what, r); });
@@ -5428,7 +5423,7 @@ inline std::string describe(const Params& p, const arch::Arch& arch) {
 }
 
 }  // namespace wse::collectives
-// ---- end wse/collectives/build.hpp ----
+// ---- end wse/program/collectives.hpp ----
 // ---- end wse/program.hpp ----
 // ---- end wse/emu.hpp ----
 // ---- begin wse/host/device.hpp ----

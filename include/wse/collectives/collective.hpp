@@ -131,7 +131,7 @@ template <class PE, DsdElement T> class Collective {
   }
 
   Step step(PE& pe, Stage st, unsigned k) {
-    const std::uint32_t w = p_.area.width, h = p_.area.height, n = p_.count;
+    const std::uint32_t w = p_.area.width, n = p_.count;
     switch (st) {
       case Stage::row_reduce: return reduce_step(pe, p_.row, x_, k, p_.kind == Kind::reduce_scatter ? all() : n);
       case Stage::col_reduce:
@@ -141,7 +141,7 @@ template <class PE, DsdElement T> class Collective {
       case Stage::col_gather: return x_ != 0 ? Step::end : move_step(pe, p_.col, y_, k, 0, w * n, true);
       case Stage::col_scatter: return x_ != 0 ? Step::end : move_step(pe, p_.col, y_, k, 0, w * n, false);
       case Stage::row_scatter: return move_step(pe, p_.row, x_, k, y_ * w * n, n, false);
-      default: (void)h; return Step::end;
+      default: return Step::end;
     }
   }
 

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// Collectives: what each one does, its Params (filled by the host builder in
-/// collectives/build.hpp, read by the kernel-side Collective), the geometry every algorithm
+/// program/collectives.hpp, read by the kernel-side Collective), the geometry every algorithm
 /// shares, and the timing model that chooses an algorithm. Freestanding.
 ///
 /// Geometry. A collective runs over a rectangle `area` of w × h PEs (a row is h = 1, a column
@@ -54,6 +54,10 @@ constexpr bool chunked(Kind k) {
   return k == Kind::scatter || k == Kind::gather || k == Kind::allgather || k == Kind::reduce_scatter;
 }
 constexpr bool reduces(Kind k) { return k == Kind::reduce || k == Kind::allreduce || k == Kind::reduce_scatter; }
+/// The kinds that end with a broadcast from the root (its one multicast color).
+constexpr bool broadcasts(Kind k) { return k == Kind::broadcast || k == Kind::allreduce || k == Kind::allgather; }
+/// The chunked kinds whose chains run toward the root (the others scatter away from it).
+constexpr bool gathers(Kind k) { return k == Kind::gather || k == Kind::allgather; }
 
 /// Rounds of a line reduction with groups of g: the least r with g^r >= L (0 when L <= 1).
 inline constexpr unsigned max_levels = 12;  // 2^11 = 2048 > 1176, the tallest fabric

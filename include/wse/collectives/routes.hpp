@@ -80,13 +80,11 @@ template <class Sink> constexpr void collective_routes(Sink&& sink, const Params
       for (unsigned l = 0; l < p.row.levels; ++l) reduce_level_routes(sink, Line{a, true, y}, p.row, l);
     for (unsigned l = 0; l < p.col.levels; ++l) reduce_level_routes(sink, column, p.col, l);
   }
-  const bool gathers = p.kind == Kind::gather || p.kind == Kind::allgather;
-  const bool scatters = p.kind == Kind::scatter || p.kind == Kind::reduce_scatter;
-  if (gathers || scatters) {
-    for (std::uint16_t y = 0; y < a.height; ++y) move_routes(sink, Line{a, true, y}, p.row, gathers);
-    move_routes(sink, column, p.col, gathers);
+  if (chunked(p.kind)) {  // gather or scatter chains along every row and column 0
+    for (std::uint16_t y = 0; y < a.height; ++y) move_routes(sink, Line{a, true, y}, p.row, gathers(p.kind));
+    move_routes(sink, column, p.col, gathers(p.kind));
   }
-  if (p.kind == Kind::broadcast || p.kind == Kind::allreduce || p.kind == Kind::allgather) broadcast_routes(sink, a, p.bcast);
+  if (broadcasts(p.kind)) broadcast_routes(sink, a, p.bcast);
 }
 
 }  // namespace wse::collectives

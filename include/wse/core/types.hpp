@@ -25,6 +25,11 @@ struct Rect {
   }
   /// Number of PEs in the rectangle.
   constexpr std::uint32_t area() const { return std::uint32_t{width} * height; }
+  /// True when the two rectangles share a PE (never for an empty one).
+  constexpr bool overlaps(Rect o) const {
+    return width != 0 && height != 0 && o.width != 0 && o.height != 0 && origin.x < o.origin.x + o.width &&
+           o.origin.x < origin.x + width && origin.y < o.origin.y + o.height && o.origin.y < origin.y + height;
+  }
   friend constexpr bool operator==(Rect, Rect) = default;
 };
 

@@ -552,7 +552,7 @@ class Engine {
           else if (Pe* n = pe->neighbor_[d]) t.wake_to[n->tile_].push_back(n);
         }
       pe->out_pending_ = outgoing;
-      if (!pe->has_local_work() && !outgoing) {  // done: keep no ring storage
+      if (!outgoing && !pe->has_local_work()) {  // done: keep no ring storage
         pe->trim_idle_storage();
         continue;
       }
@@ -570,16 +570,13 @@ class Engine {
   }
 
   // Sleeping PEs that still hold work once nothing else can happen: the run is stuck on them.
-  void collect_stuck_sleepers() {
+  // Returns whether it found any.
+  bool collect_stuck_sleepers() {
+    const std::size_t before = report_.stuck.size();
     for (auto& t : tiles_)
       for (Pe* pe : t.sleepers)
         if (pe->asleep_ && pe->has_work()) report_.stuck.push_back(pe->describe_stuck());
-  }
-  bool any_stuck_sleeper() const {
-    for (const auto& t : tiles_)
-      for (const Pe* pe : t.sleepers)
-        if (pe->asleep_ && pe->has_work()) return true;
-    return false;
+    return report_.stuck.size() > before;
   }
 
   void phase_b(unsigned ti, std::uint64_t epoch) {
@@ -644,13 +641,9 @@ class Engine {
       return true;
     }
     if (!work) {
-      if (any_stuck_sleeper()) {  // waiting for input that nothing will send
-        report_.status = RunStatus::stalled;
-        collect_stuck_sleepers();
-        sort_stuck();
-      } else {
-        report_.status = RunStatus::completed;
-      }
+      // Sleepers still holding work wait for input that nothing will send: a stall.
+      report_.status = collect_stuck_sleepers() ? RunStatus::stalled : RunStatus::completed;
+      sort_stuck();
       return true;
     }
     // Under jitter, an epoch where nothing moved proves nothing if some PE sat out: run one

@@ -232,9 +232,7 @@ class Program {
   /// nothing is free.
   Color allocate_color(std::string_view asker, Rect area) {
     check_grant_area(asker, area);
-    // A task id below 24 is also a color's data-task id on WSE-2: keep colors off granted ids.
-    const std::uint32_t taken = taken_mask(ChannelGrant::Kind::color, area) | taken_mask(ChannelGrant::Kind::task, area) |
-                                routed_colors_in(area);
+    const std::uint32_t taken = colors_taken(area);
     for (unsigned c = 0; c < arch_->routable_colors; ++c)
       if (arch_->color_usable(Color{c}) && !((taken >> c) & 1u)) {
         grants_.push_back(ChannelGrant{ChannelGrant::Kind::color, static_cast<std::uint8_t>(c), std::string(asker), area, false});
@@ -245,8 +243,7 @@ class Program {
   /// See allocate_color.
   TaskId allocate_task(std::string_view asker, Rect area) {
     check_grant_area(asker, area);
-    const std::uint32_t taken = taken_mask(ChannelGrant::Kind::task, area) | taken_mask(ChannelGrant::Kind::color, area) |
-                                routed_colors_in(area);
+    const std::uint32_t taken = colors_taken(area);  // the same set keeps tasks off colors
     for (unsigned t : task_candidates())
       if (!((taken >> t) & 1u)) {
         grants_.push_back(ChannelGrant{ChannelGrant::Kind::task, static_cast<std::uint8_t>(t), std::string(asker), area, false});
@@ -273,8 +270,7 @@ class Program {
   }
   /// How many usable colors allocate_color could still hand out over `area`.
   unsigned free_color_count(Rect area) const {
-    const std::uint32_t taken = taken_mask(ChannelGrant::Kind::color, area) | taken_mask(ChannelGrant::Kind::task, area) |
-                                routed_colors_in(area);
+    const std::uint32_t taken = colors_taken(area);
     unsigned n = 0;
     for (unsigned c = 0; c < arch_->routable_colors; ++c) n += arch_->color_usable(Color{c}) && !((taken >> c) & 1u);
     return n;
@@ -386,10 +382,6 @@ class Program {
     }
   }
 
-  static bool overlaps(Rect a, Rect b) {
-    return a.origin.x < b.origin.x + b.width && b.origin.x < a.origin.x + a.width && a.origin.y < b.origin.y + b.height &&
-           b.origin.y < a.origin.y + a.height;
-  }
   void check_grant_area(std::string_view asker, Rect area) const {
     if (area.width == 0 || area.height == 0 || area.origin.x + area.width > width_ || area.origin.y + area.height > height_)
       throw ProgramError(std::string(asker) + ": channel area " + to_string(area) + " is empty or leaves the " +
@@ -398,8 +390,14 @@ class Program {
   std::uint32_t taken_mask(ChannelGrant::Kind kind, Rect area) const {
     std::uint32_t m = 0;
     for (const ChannelGrant& g : grants_)
-      if (g.kind == kind && g.value < 32 && overlaps(g.area, area)) m |= 1u << g.value;
+      if (g.kind == kind && g.value < 32 && g.area.overlaps(area)) m |= 1u << g.value;
     return m;
+  }
+  // Colors (and task ids, as bits of the same mask) the allocator must not hand out over
+  // `area`: granted colors, granted task ids (an id below 24 is also a color's data-task id on
+  // WSE-2) and colors of routes already set there.
+  std::uint32_t colors_taken(Rect area) const {
+    return taken_mask(ChannelGrant::Kind::color, area) | taken_mask(ChannelGrant::Kind::task, area) | routed_colors_in(area);
   }
   // Colors of routes already set inside `area` (hand-written routes keep their colors).
   std::uint32_t routed_colors_in(Rect area) const {
@@ -419,7 +417,7 @@ class Program {
   }
   void reserve(ChannelGrant::Kind kind, std::uint8_t value, std::string_view asker, Rect area) {
     for (const ChannelGrant& g : grants_)
-      if (g.kind == kind && g.value == value && overlaps(g.area, area))
+      if (g.kind == kind && g.value == value && g.area.overlaps(area))
         throw ProgramError(std::string(asker) + ": " + (kind == ChannelGrant::Kind::color ? "color " : "task id ") +
                            std::to_string(value) + " at " + to_string(area) + " is already held by: " + grant_text(g));
     grants_.push_back(ChannelGrant{kind, value, std::string(asker), area, true});
@@ -434,7 +432,7 @@ class Program {
     std::string out = "no free " + std::string(what) + " for " + std::string(asker) + " on " + to_string(area) + " (" +
                       arch_->name + "): every one is in use there. In the way:";
     for (const ChannelGrant& g : grants_)
-      if (overlaps(g.area, area)) out += "\n  " + grant_text(g);
+      if (g.area.overlaps(area)) out += "\n  " + grant_text(g);
     const std::uint32_t routed = routed_colors_in(area) & ~taken_mask(ChannelGrant::Kind::color, area);
     for (unsigned c = 0; c < 32; ++c)
       if ((routed >> c) & 1u) out += "\n  color " + std::to_string(c) + " has routes set by hand inside the area";

@@ -7,11 +7,10 @@
 ///   // pass `sum` to the kernel (its Params), which attaches a Collective<PE, float> to it.
 #include <cstdint>
 #include <string>
-#include <vector>
 
-#include "../program/program.hpp"
-#include "params.hpp"
-#include "routes.hpp"
+#include "../collectives/params.hpp"
+#include "../collectives/routes.hpp"
+#include "program.hpp"
 
 namespace wse::collectives {
 
@@ -30,7 +29,7 @@ inline LinePlan line_plan(Algorithm a, std::uint16_t length) {
   l.levels = static_cast<std::uint8_t>(levels_for(length, l.group));
   return l;
 }
-inline Params shape(const arch::Arch& arch, Kind kind, ElemType type, Rect area, std::uint32_t count, Op op, Algorithm a) {
+inline Params shape(Kind kind, ElemType type, Rect area, std::uint32_t count, Op op, Algorithm a) {
   Params p;
   p.kind = kind;
   p.op = op;
@@ -40,29 +39,27 @@ inline Params shape(const arch::Arch& arch, Kind kind, ElemType type, Rect area,
   p.count = count;
   p.row = line_plan(a, area.width);
   p.col = line_plan(a, area.height);
-  (void)arch;
   return p;
 }
 // Calls f(color slot, what, rectangle) for every color the collective `p` routes: the rows'
 // colors over the area, column 0's over column 0, the broadcast color over the area. The one
 // place that says which colors a plan needs (counted by colors_needed, granted by build).
 template <class F> void for_each_color(Params& p, F&& f) {
-  const bool moves = p.kind != Kind::broadcast && p.kind != Kind::reduce && p.kind != Kind::allreduce;
   auto line = [&](LinePlan& l, const std::string& dim, Rect r) {
     if (reduces(p.kind))
       for (unsigned lv = 0; lv < l.levels; ++lv)
         for (unsigned c : {1u, 0u})
           if (level_uses_color(l.length, l.group, lv, c))
             f(l.reduce[lv][c], dim + " reduce level " + std::to_string(lv) + " color " + std::to_string(c), r);
-    if (moves && l.length > 1) {
-      const std::string what = dim + (p.kind == Kind::gather || p.kind == Kind::allgather ? " gather" : " scatter");
+    if (chunked(p.kind) && l.length > 1) {
+      const std::string what = dim + (gathers(p.kind) ? " gather" : " scatter");
       f(l.move[0], what + " color 0", r);
       if (l.length > 2) f(l.move[1], what + " color 1", r);
     }
   };
   line(p.row, "rows", p.area);
   line(p.col, "column 0", Rect{p.area.origin, 1, p.area.height});
-  if ((p.kind == Kind::broadcast || p.kind == Kind::allreduce || p.kind == Kind::allgather) && p.area.area() > 1)
+  if (broadcasts(p.kind) && p.area.area() > 1)
     f(p.bcast, "broadcast", p.area);
 }
 inline unsigned colors_needed(Params p) {
@@ -79,7 +76,7 @@ inline Algorithm choose_algorithm(const arch::Arch& arch, Kind kind, Rect area, 
   Algorithm best = Algorithm::chain;
   std::uint64_t best_cycles = ~std::uint64_t{0};
   for (Algorithm a : {Algorithm::chain, Algorithm::two_phase, Algorithm::tree}) {
-    const Params p = detail::shape(arch, kind, ElemType::f32, area, count, Op::sum, a);
+    const Params p = detail::shape(kind, ElemType::f32, area, count, Op::sum, a);
     if (detail::colors_needed(p) > free_colors) continue;
     const std::uint64_t t = predict_cycles(arch, p);
     if (t < best_cycles) best = a, best_cycles = t;
@@ -102,7 +99,7 @@ Params build(Program& prog, Kind kind, Rect area, std::uint32_t count, const Opt
   const arch::Arch& arch = prog.arch();
   const Algorithm a = o.algorithm != Algorithm::automatic ? o.algorithm
                                                           : choose_algorithm(arch, kind, area, count, prog.free_color_count(area));
-  Params p = detail::shape(arch, kind, elem_type_of<T>, area, count, o.op, a);
+  Params p = detail::shape(kind, elem_type_of<T>, area, count, o.op, a);
   const std::size_t granted_before = prog.channel_grants().size();
   try {
     detail::for_each_color(p, [&](Color& c, const std::string& what, Rect r) { c = prog.allocate_color(who + ": " + what, r); });

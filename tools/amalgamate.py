@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Assembles single_include/wse/wse.hpp (everything) and single_include/wse/kernel.hpp (the
-freestanding kernel-facing layers) from include/wse/ (Python 3 standard library only).
+"""Assembles single_include/wse/wse.hpp (everything), single_include/wse/kernel.hpp (the
+freestanding kernel-facing layers) and single_include/wse/stream.hpp (kernel part + weight
+streaming, without the emulator) from include/wse/ (Python 3 standard library only).
 
 Every quoted include ("...") is replaced by the file it names, once, in the order first met;
-angle-bracket includes stay as they are. Both files start with the same kernel part inside
-one include guard, so a program may include either or both (kernels/ include
+angle-bracket includes stay as they are. All files start with the same kernel part inside
+one include guard, and wse.hpp and stream.hpp share the stream part inside another, so a
+program may include any of them together (kernels/ include
 <wse/kernel.hpp>, host programs <wse/wse.hpp>). The result is deterministic, so CI can
 regenerate it and fail on any difference.
 
@@ -20,6 +22,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 INCLUDE = ROOT / "include" / "wse"
 OUT = ROOT / "single_include" / "wse"
 KERNEL_GUARD = "WSE_SINGLE_HEADER_KERNEL_PART_"
+STREAM_GUARD = "WSE_SINGLE_HEADER_STREAM_PART_"
 QUOTED = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
 PRAGMA_ONCE = re.compile(r"^\s*#\s*pragma\s+once\s*$")
 
@@ -71,12 +74,21 @@ def kernel_part(seen: set) -> list:
     return out
 
 
+def stream_part(seen: set) -> list:
+    out = [f"#ifndef {STREAM_GUARD}\n", f"#define {STREAM_GUARD}\n"]
+    expand(INCLUDE / "stream.hpp", seen, out)
+    out.append(f"#endif  // {STREAM_GUARD}\n")
+    return out
+
+
 def build() -> dict:
     kernel = preamble("kernel-facing layers (freestanding)") + kernel_part(set())
     seen: set = set()
-    everything = preamble("everything") + kernel_part(seen)
+    stream = preamble("kernel-facing layers and weight streaming") + kernel_part(seen) + stream_part(seen)
+    seen = set()
+    everything = preamble("everything") + kernel_part(seen) + stream_part(seen)
     expand(INCLUDE / "wse.hpp", seen, everything)
-    return {OUT / "kernel.hpp": "".join(kernel), OUT / "wse.hpp": "".join(everything)}
+    return {OUT / "kernel.hpp": "".join(kernel), OUT / "stream.hpp": "".join(stream), OUT / "wse.hpp": "".join(everything)}
 
 
 def main() -> int:

@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages wse needs to build and test, if any are missing.
 # Usage: bash tools/install-deps.sh [extra-package ...]
 set -euo pipefail
-packages=(g++ cmake ninja-build libhwy-dev doctest-dev pkgconf python3 libopenblas-dev "$@")
+# python3-torch: the independent PyTorch reference of tests/test_torch_reference.cpp.
+packages=(g++ cmake ninja-build libhwy-dev doctest-dev pkgconf python3 libopenblas-dev python3-torch "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1866,10 +1866,2121 @@ constexpr void neighbor_exchange(Sink&& sink, const Color (&colors)[2], Rect are
 // ---- end wse/pe.hpp ----
 // ---- end wse/kernel.hpp ----
 #endif  // WSE_SINGLE_HEADER_KERNEL_PART_
+#ifndef WSE_SINGLE_HEADER_STREAM_PART_
+#define WSE_SINGLE_HEADER_STREAM_PART_
+// ---- begin wse/stream.hpp ----
+/// \file
+/// The stream layer: weight streaming for training transformers — model specs and presets,
+/// the off-wafer weight store and its optimizers, and the planner. Hosted; it needs neither
+/// the emulator nor Highway, so a program that only plans or manages weights includes this.
+// ---- begin wse/stream/model.hpp ----
+/// \file
+/// Decoder-only transformer models as data: wse::stream::ModelSpec, the published presets
+/// (GPT-2, GPT-Neo, GPT-J, GPT-NeoX) and tiny versions of each family, and the list of
+/// parameter tensors a spec implies. Stream layer; hosted.
+///
+/// Conventions every part of weight streaming shares (store, planner, executor, the PyTorch
+/// reference in tests/): a linear layer is y = x W + b with W stored row-major as
+/// [in_features, out_features]; tensors are named like "h.3.attn.q.weight"; fp32.
+#include <cstdint>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wse::stream {
+
+/// A spec the library cannot use; the message names the field and the reason.
+class ModelError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+enum class Positions : std::uint8_t {
+  learned,  ///< a [context, d_model] table added to the token embedding (GPT-2, GPT-Neo)
+  rotary,   ///< rotary embedding on the first rotary_dims of each query/key head (GPT-J, NeoX)
+};
+enum class RotaryStyle : std::uint8_t {
+  interleaved,  ///< rotates pairs (0,1), (2,3), ... (GPT-J "rotate_every_two")
+  half,         ///< rotates pairs (i, i + rotary_dims/2) (GPT-NeoX "rotate_half")
+};
+enum class Residual : std::uint8_t {
+  sequential,        ///< x += attn(ln1(x)); x += mlp(ln2(x))            (GPT-2, GPT-Neo)
+  parallel_shared,   ///< x += attn(ln1(x)) + mlp(ln1(x)): one norm      (GPT-J)
+  parallel,          ///< x += attn(ln1(x)) + mlp(ln2(x)): two norms     (GPT-NeoX)
+};
+enum class Gelu : std::uint8_t {
+  tanh,  ///< 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))  (GPT-2, GPT-Neo, GPT-J "gelu_new")
+  erf,   ///< 0.5 x (1 + erf(x / sqrt 2))                      (GPT-NeoX "gelu")
+};
+/// Which layers use the local (sliding-window) attention when local_window > 0.
+enum class LocalLayers : std::uint8_t {
+  none,  ///< every layer attends to all earlier positions
+  odd,   ///< layers 1, 3, 5, ... are local, the others global (GPT-Neo)
+  all,   ///< every layer is local
+};
+
+/// One decoder-only transformer. Aggregate: write a new one with designated initializers or
+/// start from a preset and change fields. validate() says what is wrong with one.
+struct ModelSpec {
+  std::string name;                ///< for reports ("gpt-j-6b")
+  std::uint32_t vocab = 0;         ///< token ids 0..vocab-1
+  std::uint32_t context = 0;       ///< longest sequence (rows of the learned position table)
+  std::uint32_t d_model = 0;       ///< features per token
+  std::uint32_t layers = 0;        ///< transformer blocks
+  std::uint32_t heads = 0;         ///< attention heads; d_model % heads == 0
+  std::uint32_t d_ff = 0;          ///< MLP hidden features
+  Positions positions = Positions::learned;
+  std::uint32_t rotary_dims = 0;   ///< rotary: dimensions of each head rotated (even, <= head dim)
+  RotaryStyle rotary_style = RotaryStyle::interleaved;
+  /// Rotary: the pair with index i (0 <= i < rotary_dims/2; pairs as rotary_style says) of the
+  /// token at position pos (from 0 in its sequence) is rotated by pos * base^(-2i/rotary_dims):
+  /// (a, b) -> (a cos - b sin, a sin + b cos).
+  float rotary_base = 10000.0f;
+  Residual residual = Residual::sequential;
+  Gelu gelu = Gelu::tanh;
+  std::uint32_t local_window = 0;  ///< local layers see this many positions (itself included)
+  LocalLayers local_layers = LocalLayers::none;
+  bool scale_attention = true;     ///< scores divided by sqrt(head dim) (GPT-Neo: false)
+  bool qkv_bias = true;            ///< biases on the query, key and value projections
+  bool attn_out_bias = true;       ///< bias on the attention output projection
+  bool mlp_bias = true;            ///< biases on both MLP projections
+  bool tied_head = true;           ///< logits = x wte^T (no separate head weight)
+  bool head_bias = false;          ///< untied head only: a bias on the logits (GPT-J)
+  float layer_norm_eps = 1e-5f;
+
+  std::uint32_t head_dim() const { return heads ? d_model / heads : 0; }
+  /// True when block `layer` uses the local window.
+  bool is_local(std::uint32_t layer) const {
+    if (local_window == 0) return false;
+    return local_layers == LocalLayers::all || (local_layers == LocalLayers::odd && layer % 2 == 1);
+  }
+};
+
+/// Throws ModelError naming the first field that makes `m` unusable.
+inline void validate(const ModelSpec& m) {
+  auto fail = [&](const std::string& why) { throw ModelError("model '" + m.name + "': " + why); };
+  if (m.vocab == 0) fail("vocab must be at least 1");
+  if (m.context == 0) fail("context must be at least 1");
+  if (m.d_model == 0) fail("d_model must be at least 1");
+  if (m.layers == 0) fail("layers must be at least 1");
+  if (m.heads == 0) fail("heads must be at least 1");
+  if (m.d_ff == 0) fail("d_ff must be at least 1");
+  if (m.d_model % m.heads != 0)
+    fail("d_model " + std::to_string(m.d_model) + " is not a multiple of heads " + std::to_string(m.heads));
+  if (m.positions == Positions::rotary) {
+    if (m.rotary_dims == 0 || m.rotary_dims % 2 != 0 || m.rotary_dims > m.head_dim())
+      fail("rotary_dims " + std::to_string(m.rotary_dims) + " must be even and in 2.." + std::to_string(m.head_dim()) +
+           " (the head dimension)");
+    if (!(m.rotary_base > 1.0f)) fail("rotary_base must be greater than 1");
+  } else if (m.rotary_dims != 0) {
+    fail("rotary_dims is set but positions are learned");
+  }
+  if (m.local_layers != LocalLayers::none && m.local_window == 0) fail("local layers are chosen but local_window is 0");
+  if (m.local_window != 0 && m.local_layers == LocalLayers::none) fail("local_window is set but no layer is local");
+  if (m.tied_head && m.head_bias) fail("head_bias needs an untied head (tied_head = false)");
+  if (!(m.layer_norm_eps > 0.0f)) fail("layer_norm_eps must be positive");
+}
+
+/// One parameter tensor of a model: its name and shape, rows x cols, row-major (vectors are
+/// one row).
+struct TensorSpec {
+  std::string name;
+  std::uint32_t rows = 1;
+  std::uint32_t cols = 1;
+  /// Which transformer block owns it, or -1 for the embeddings and the final norm/head.
+  std::int32_t layer = -1;
+  std::uint64_t elements() const { return std::uint64_t{rows} * cols; }
+};
+
+/// Every parameter tensor of `m`, in a fixed order: embeddings, then each block in order,
+/// then the final norm and the head. Names (layer i):
+///   wte [vocab, d]; wpe [context, d] (learned positions)
+///   h.i.ln1.{weight,bias} [1, d]; h.i.ln2.{weight,bias} (sequential and parallel residuals)
+///   h.i.attn.{q,k,v,out}.weight [d, d]; .bias [1, d] where the spec has them
+///   h.i.mlp.fc.weight [d, d_ff]; h.i.mlp.fc.bias [1, d_ff]; h.i.mlp.proj.weight [d_ff, d]; .bias [1, d]
+///   lnf.{weight,bias} [1, d]; head.weight [d, vocab] (untied); head.bias [1, vocab] (head_bias)
+inline std::vector<TensorSpec> parameters(const ModelSpec& m) {
+  validate(m);
+  std::vector<TensorSpec> t;
+  const std::uint32_t d = m.d_model;
+  t.push_back({"wte", m.vocab, d, -1});
+  if (m.positions == Positions::learned) t.push_back({"wpe", m.context, d, -1});
+  for (std::uint32_t i = 0; i < m.layers; ++i) {
+    const std::string p = "h." + std::to_string(i) + ".";
+    const auto L = static_cast<std::int32_t>(i);
+    auto norm = [&](const char* n) {
+      t.push_back({p + n + ".weight", 1, d, L});
+      t.push_back({p + n + ".bias", 1, d, L});
+    };
+    norm("ln1");
+    for (const char* proj : {"q", "k", "v"}) {
+      t.push_back({p + "attn." + proj + ".weight", d, d, L});
+      if (m.qkv_bias) t.push_back({p + "attn." + proj + ".bias", 1, d, L});
+    }
+    t.push_back({p + "attn.out.weight", d, d, L});
+    if (m.attn_out_bias) t.push_back({p + "attn.out.bias", 1, d, L});
+    if (m.residual != Residual::parallel_shared) norm("ln2");
+    t.push_back({p + "mlp.fc.weight", d, m.d_ff, L});
+    if (m.mlp_bias) t.push_back({p + "mlp.fc.bias", 1, m.d_ff, L});
+    t.push_back({p + "mlp.proj.weight", m.d_ff, d, L});
+    if (m.mlp_bias) t.push_back({p + "mlp.proj.bias", 1, d, L});
+  }
+  t.push_back({"lnf.weight", 1, d, -1});
+  t.push_back({"lnf.bias", 1, d, -1});
+  if (!m.tied_head) {
+    t.push_back({"head.weight", d, m.vocab, -1});
+    if (m.head_bias) t.push_back({"head.bias", 1, m.vocab, -1});
+  }
+  return t;
+}
+
+/// Total parameter count of `m`.
+inline std::uint64_t parameter_count(const ModelSpec& m) {
+  std::uint64_t n = 0;
+  for (const auto& t : parameters(m)) n += t.elements();
+  return n;
+}
+
+namespace detail {
+inline ModelSpec gpt2_family(std::string name, std::uint32_t vocab, std::uint32_t ctx, std::uint32_t d, std::uint32_t layers,
+                             std::uint32_t heads) {
+  return ModelSpec{.name = std::move(name), .vocab = vocab, .context = ctx, .d_model = d, .layers = layers, .heads = heads,
+                   .d_ff = 4 * d};
+}
+inline ModelSpec neo_family(std::string name, std::uint32_t vocab, std::uint32_t ctx, std::uint32_t d, std::uint32_t layers,
+                            std::uint32_t heads, std::uint32_t window) {
+  ModelSpec m = gpt2_family(std::move(name), vocab, ctx, d, layers, heads);
+  m.local_window = window;
+  m.local_layers = LocalLayers::odd;  // global, local, global, ...
+  m.scale_attention = false;          // GPT-Neo does not divide scores by sqrt(head dim)
+  m.qkv_bias = false;
+  return m;
+}
+inline ModelSpec j_family(std::string name, std::uint32_t vocab, std::uint32_t ctx, std::uint32_t d, std::uint32_t layers,
+                          std::uint32_t heads, std::uint32_t rotary) {
+  ModelSpec m = gpt2_family(std::move(name), vocab, ctx, d, layers, heads);
+  m.positions = Positions::rotary;
+  m.rotary_dims = rotary;
+  m.rotary_style = RotaryStyle::interleaved;
+  m.residual = Residual::parallel_shared;
+  m.qkv_bias = false;
+  m.attn_out_bias = false;
+  m.tied_head = false;
+  m.head_bias = true;
+  return m;
+}
+inline ModelSpec neox_family(std::string name, std::uint32_t vocab, std::uint32_t ctx, std::uint32_t d, std::uint32_t layers,
+                             std::uint32_t heads, std::uint32_t rotary) {
+  ModelSpec m = gpt2_family(std::move(name), vocab, ctx, d, layers, heads);
+  m.positions = Positions::rotary;
+  m.rotary_dims = rotary;
+  m.rotary_style = RotaryStyle::half;
+  m.residual = Residual::parallel;
+  m.gelu = Gelu::erf;
+  m.tied_head = false;
+  return m;
+}
+}  // namespace detail
+
+/// The names preset() knows, published shapes first, then the tiny test models.
+inline std::vector<std::string> preset_names() {
+  return {"gpt2-small", "gpt-neo-125m", "gpt-neo-1.3b", "gpt-j-6b", "gpt-neox-20b",
+          "tiny-gpt2",  "tiny-neo",     "tiny-j",       "tiny-neox"};
+}
+
+/// A preset by name; throws ModelError listing the known names. Published shapes (Hugging
+/// Face configs): GPT-2 small 124M, GPT-Neo 125M and 1.3B (local window 256 on odd layers),
+/// GPT-J 6B (rotary 64 of 256 head dims, parallel residual, untied head with bias), GPT-NeoX
+/// 20B (rotary 24 of 96, parallel residual with two norms, exact GELU). The tiny models keep
+/// each family's structure at d_model 32, 2 blocks, 4 heads, vocab 64, context 16 (tiny-j and
+/// tiny-neox rotate 4 of 8 head dims, so the two rotary styles differ).
+inline ModelSpec preset(std::string_view name) {
+  using namespace detail;
+  if (name == "gpt2-small") return gpt2_family("gpt2-small", 50257, 1024, 768, 12, 12);
+  if (name == "gpt-neo-125m") return neo_family("gpt-neo-125m", 50257, 2048, 768, 12, 12, 256);
+  if (name == "gpt-neo-1.3b") return neo_family("gpt-neo-1.3b", 50257, 2048, 2048, 24, 16, 256);
+  if (name == "gpt-j-6b") return j_family("gpt-j-6b", 50400, 2048, 4096, 28, 16, 64);
+  if (name == "gpt-neox-20b") return neox_family("gpt-neox-20b", 50432, 2048, 6144, 44, 64, 24);
+  if (name == "tiny-gpt2") return gpt2_family("tiny-gpt2", 64, 16, 32, 2, 4);
+  if (name == "tiny-neo") return neo_family("tiny-neo", 64, 16, 32, 2, 4, 4);
+  if (name == "tiny-j") return j_family("tiny-j", 64, 16, 32, 2, 4, 4);
+  if (name == "tiny-neox") return neox_family("tiny-neox", 64, 16, 32, 2, 4, 4);
+  std::string known;
+  for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
+  throw ModelError("unknown model preset '" + std::string(name) + "'; known presets: " + known);
+}
+
+/// `m` as one JSON object (every field, enums as their names): the format the PyTorch
+/// reference script in tests/ reads.
+inline std::string to_json(const ModelSpec& m) {
+  auto q = [](std::string_view s) {  // a JSON string: quotes, backslashes and controls escaped
+    std::string out = "\"";
+    for (const char c : s) {
+      if (c == '"' || c == '\\') out += '\\', out += c;
+      else if (static_cast<unsigned char>(c) < 0x20) {
+        char u[8];
+        std::snprintf(u, sizeof u, "\\u%04x", static_cast<unsigned>(c));
+        out += u;
+      } else out += c;
+    }
+    return out + "\"";
+  };
+  auto b = [](bool v) { return std::string(v ? "true" : "false"); };
+  auto u = [](std::uint32_t v) { return std::to_string(v); };
+  const char* pos = m.positions == Positions::learned ? "learned" : "rotary";
+  const char* style = m.rotary_style == RotaryStyle::interleaved ? "interleaved" : "half";
+  const char* res = m.residual == Residual::sequential ? "sequential" : m.residual == Residual::parallel ? "parallel" : "parallel_shared";
+  const char* gelu = m.gelu == Gelu::tanh ? "tanh" : "erf";
+  const char* local = m.local_layers == LocalLayers::none ? "none" : m.local_layers == LocalLayers::odd ? "odd" : "all";
+  auto f = [](float v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(v));
+    return std::string(buf);
+  };
+  return "{\"name\": " + q(m.name) + ", \"vocab\": " + u(m.vocab) + ", \"context\": " + u(m.context) +
+         ", \"d_model\": " + u(m.d_model) + ", \"layers\": " + u(m.layers) + ", \"heads\": " + u(m.heads) +
+         ", \"d_ff\": " + u(m.d_ff) + ", \"positions\": " + q(pos) + ", \"rotary_dims\": " + u(m.rotary_dims) +
+         ", \"rotary_style\": " + q(style) + ", \"rotary_base\": " + f(m.rotary_base) + ", \"residual\": " + q(res) + ", \"gelu\": " + q(gelu) +
+         ", \"local_window\": " + u(m.local_window) + ", \"local_layers\": " + q(local) +
+         ", \"scale_attention\": " + b(m.scale_attention) + ", \"qkv_bias\": " + b(m.qkv_bias) +
+         ", \"attn_out_bias\": " + b(m.attn_out_bias) + ", \"mlp_bias\": " + b(m.mlp_bias) +
+         ", \"tied_head\": " + b(m.tied_head) + ", \"head_bias\": " + b(m.head_bias) + ", \"layer_norm_eps\": " + f(m.layer_norm_eps) + "}";
+}
+
+}  // namespace wse::stream
+// ---- end wse/stream/model.hpp ----
+// ---- begin wse/stream/optimizer.hpp ----
+/// \file
+/// Optimizers of the weight store and the deterministic tree reduction of data-parallel
+/// replica gradients. Stream layer; hosted.
+///
+/// The optimizers reproduce torch.optim (PyTorch 1.13, single-tensor path, maximize=False,
+/// amsgrad=False) operation by operation in fp32: every hyperparameter is a double (a Python
+/// float), combined in double where PyTorch combines Python floats, and rounded to fp32 where
+/// PyTorch hands it to a tensor op. The result agrees with PyTorch to rounding; it is not
+/// promised bit-identical, because PyTorch's vectorized CPU kernels fuse some multiply-adds
+/// (`add(x, alpha=a)` is an FMA under AVX2) and this code, compiled with -ffp-contract=off, does
+/// not. See docs/weight-store.md.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace wse::stream {
+
+/// An error of the weight store, its optimizers or the gradient reduction; the message names
+/// the tensor and the file involved.
+class StoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// torch.optim.SGD. Per element, with g the gradient and p the parameter:
+///   d = g + weight_decay * p                               (when weight_decay != 0)
+///   buf = d on a tensor's first update, else buf = momentum * buf + (1 - dampening) * d
+///   d = nesterov ? d + momentum * buf : buf                (when momentum != 0)
+///   p = p - lr * d
+/// PyTorch has no default lr; 1e-3 here.
+struct Sgd {
+  double lr = 1e-3;
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;
+  bool nesterov = false;
+};
+
+/// torch.optim.AdamW (decoupled weight decay), with t the tensor's own update count (1, 2, ...):
+///   p = p * (1 - lr * weight_decay)
+///   m = beta1 * m + (1 - beta1) * g;   v = beta2 * v + (1 - beta2) * g * g
+///   p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+/// Defaults are PyTorch's.
+struct AdamW {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 1e-2;
+};
+
+using Optimizer = std::variant<Sgd, AdamW>;
+
+/// "sgd" or "adamw".
+inline const char* optimizer_name(const Optimizer& o) { return std::holds_alternative<Sgd>(o) ? "sgd" : "adamw"; }
+
+/// fp32 state values kept per parameter element: SGD with momentum 1 (momentum_buffer), SGD
+/// without 0, AdamW 2 (exp_avg, exp_avg_sq).
+inline std::size_t state_slots(const Optimizer& o) {
+  if (const auto* s = std::get_if<Sgd>(&o)) return s->momentum != 0.0 ? 1 : 0;
+  return 2;
+}
+
+/// Throws StoreError for the hyperparameters PyTorch's constructors refuse, naming the field.
+inline void validate(const Optimizer& o) {
+  auto fail = [&](const std::string& why) { throw StoreError(std::string(optimizer_name(o)) + ": " + why); };
+  auto num = [](double v) { return std::to_string(v); };
+  if (const auto* s = std::get_if<Sgd>(&o)) {
+    if (!(s->lr >= 0.0)) fail("invalid learning rate " + num(s->lr));
+    if (!(s->momentum >= 0.0)) fail("invalid momentum " + num(s->momentum));
+    if (!(s->weight_decay >= 0.0)) fail("invalid weight_decay " + num(s->weight_decay));
+    if (!std::isfinite(s->dampening)) fail("invalid dampening " + num(s->dampening));
+    if (s->nesterov && (s->momentum <= 0.0 || s->dampening != 0.0))
+      fail("nesterov momentum requires a momentum and zero dampening");
+    return;
+  }
+  const auto& a = std::get<AdamW>(o);
+  if (!(a.lr >= 0.0)) fail("invalid learning rate " + num(a.lr));
+  if (!(a.eps >= 0.0)) fail("invalid eps " + num(a.eps));
+  if (!(a.beta1 >= 0.0 && a.beta1 < 1.0)) fail("invalid beta1 " + num(a.beta1) + " (must be in [0, 1))");
+  if (!(a.beta2 >= 0.0 && a.beta2 < 1.0)) fail("invalid beta2 " + num(a.beta2) + " (must be in [0, 1))");
+  if (!(a.weight_decay >= 0.0)) fail("invalid weight_decay " + num(a.weight_decay));
+}
+
+/// One SGD update of a run of elements of one tensor. `first`: the tensor has never been
+/// updated (the momentum buffer is set to the gradient, as PyTorch creates it). `buf` is
+/// empty when momentum is 0.
+inline void sgd_update(const Sgd& o, bool first, std::span<float> p, std::span<const float> g, std::span<float> buf) {
+  const float wd = static_cast<float>(o.weight_decay);
+  const float mom = static_cast<float>(o.momentum);
+  const float keep = static_cast<float>(1.0 - o.dampening);
+  const float neg_lr = static_cast<float>(-o.lr);
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    float d = g[i];
+    if (o.weight_decay != 0.0) d = d + wd * p[i];
+    if (o.momentum != 0.0) {
+      float b;
+      if (first) {
+        b = d;
+      } else {
+        b = buf[i] * mom;
+        b = b + keep * d;
+      }
+      buf[i] = b;
+      d = o.nesterov ? d + mom * b : b;
+    }
+    p[i] = p[i] + neg_lr * d;
+  }
+}
+
+/// One AdamW update of a run of elements of one tensor; `step` is the tensor's update count
+/// including this one (1 on its first update).
+inline void adamw_update(const AdamW& o, std::uint64_t step, std::span<float> p, std::span<const float> g, std::span<float> m,
+                         std::span<float> v) {
+  const auto t = static_cast<double>(step);
+  const float decay = static_cast<float>(1.0 - o.lr * o.weight_decay);
+  const float b1 = static_cast<float>(o.beta1);
+  const float one_b1 = static_cast<float>(1.0 - o.beta1);
+  const float b2 = static_cast<float>(o.beta2);
+  const float one_b2 = static_cast<float>(1.0 - o.beta2);
+  const double bias1 = 1.0 - std::pow(o.beta1, t);
+  const double bias2 = 1.0 - std::pow(o.beta2, t);
+  const float neg_step = static_cast<float>(-(o.lr / bias1));
+  const float bias2_sqrt = static_cast<float>(std::sqrt(bias2));
+  const float eps = static_cast<float>(o.eps);
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const float pi = p[i] * decay;
+    float mi = m[i] * b1;
+    mi = mi + one_b1 * g[i];
+    float vi = v[i] * b2;
+    vi = vi + one_b2 * g[i] * g[i];
+    const float denom = std::sqrt(vi) / bias2_sqrt + eps;
+    p[i] = pi + neg_step * mi / denom;
+    m[i] = mi;
+    v[i] = vi;
+  }
+}
+
+/// The element-wise sum of replica gradients `parts` (all of out.size() elements) in a fixed
+/// pairwise tree, written to `out`. Level 0 holds the replicas in index order; each level adds
+/// neighbours (0+1, 2+3, ...) in fp32, and an odd last node moves up unchanged; this repeats
+/// until one node is left. Eight replicas: ((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7)); five:
+/// ((r0+r1)+(r2+r3))+r4. The result depends only on the values and their replica indices, and
+/// a group of 2^k replicas starting at a multiple of 2^k reduced first (another tree, a
+/// GradientTree) gives the same node, so pre-reducing aligned power-of-two groups is
+/// bit-identical to reducing all replicas at once.
+inline void tree_reduce(std::span<const std::span<const float>> parts, std::span<float> out) {
+  if (parts.empty()) throw StoreError("tree_reduce: no replica gradients");
+  for (std::size_t r = 0; r < parts.size(); ++r)
+    if (parts[r].size() != out.size())
+      throw StoreError("tree_reduce: replica " + std::to_string(r) + " has " + std::to_string(parts[r].size()) +
+                       " elements, expected " + std::to_string(out.size()));
+  std::vector<float> vals(parts.size());
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    for (std::size_t r = 0; r < parts.size(); ++r) vals[r] = parts[r][i];
+    for (std::size_t n = vals.size(); n > 1; n = (n + 1) / 2) {
+      for (std::size_t j = 0; j < n / 2; ++j) vals[j] = vals[2 * j] + vals[2 * j + 1];
+      if (n % 2 == 1) vals[n / 2] = vals[n - 1];
+    }
+    out[i] = vals[0];
+  }
+}
+
+/// tree_reduce into a new vector.
+inline std::vector<float> tree_reduce(std::span<const std::span<const float>> parts) {
+  std::vector<float> out(parts.empty() ? 0 : parts[0].size());
+  tree_reduce(parts, out);
+  return out;
+}
+
+/// The same tree as tree_reduce, fed one replica at a time in any arrival order: a node is
+/// added as soon as both its children are there, so the result is bit-identical to
+/// tree_reduce whatever the order. Holds one buffer per node waiting for its sibling (log2 N
+/// when replicas arrive in index order, up to N/2 in the worst order).
+class GradientTree {
+ public:
+  GradientTree(std::size_t replicas, std::size_t elements) : received_(replicas, false), elements_(elements) {
+    if (replicas == 0) throw StoreError("GradientTree: no replicas");
+    for (std::size_t n = replicas; n > 1; n = (n + 1) / 2) width_.push_back(n);
+  }
+
+  /// Replica `replica`'s gradient; each replica exactly once.
+  void add(std::size_t replica, std::span<const float> grad) {
+    if (replica >= received_.size())
+      throw StoreError("GradientTree: replica " + std::to_string(replica) + " out of range (" +
+                       std::to_string(received_.size()) + " replicas)");
+    if (received_[replica]) throw StoreError("GradientTree: replica " + std::to_string(replica) + " arrived twice");
+    if (grad.size() != elements_)
+      throw StoreError("GradientTree: replica " + std::to_string(replica) + " has " + std::to_string(grad.size()) +
+                       " elements, expected " + std::to_string(elements_));
+    received_[replica] = true;
+    std::vector<float> buf(grad.begin(), grad.end());
+    std::size_t j = replica;
+    for (std::size_t level = 0; level < width_.size(); ++level, j /= 2) {
+      const std::size_t sibling = j ^ 1;
+      if (sibling >= width_[level]) continue;  // the odd last node moves up unchanged
+      const auto it = waiting_.find({level, sibling});
+      if (it == waiting_.end()) {
+        waiting_.emplace(std::pair{level, j}, std::move(buf));
+        return;
+      }
+      const std::vector<float>& other = it->second;
+      for (std::size_t i = 0; i < elements_; ++i) buf[i] = j < sibling ? buf[i] + other[i] : other[i] + buf[i];
+      waiting_.erase(it);
+    }
+    result_ = std::move(buf);
+    complete_ = true;
+  }
+
+  bool complete() const { return complete_; }
+
+  /// The reduced gradient; throws naming the missing replicas before every one arrived.
+  std::span<const float> result() const {
+    if (!complete_) {
+      std::string missing;
+      for (std::size_t r = 0; r < received_.size(); ++r)
+        if (!received_[r]) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+      throw StoreError("GradientTree: result requested before replicas " + missing + " arrived");
+    }
+    return result_;
+  }
+
+ private:
+  std::vector<std::size_t> width_;  // nodes on each level below the root
+  std::vector<bool> received_;
+  std::size_t elements_;
+  std::map<std::pair<std::size_t, std::size_t>, std::vector<float>> waiting_;  // (level, index) -> partial sum
+  std::vector<float> result_;
+  bool complete_ = false;
+};
+
+}  // namespace wse::stream
+// ---- end wse/stream/optimizer.hpp ----
+// ---- begin wse/stream/plan.hpp ----
+/// \file
+/// The weight-streaming planner: maps a model's activations (tokens × features) onto a PE
+/// grid, checks per-PE memory, decides activation checkpointing, and predicts the time of one
+/// training step layer by layer from the arch's timing figures. Stream layer; hosted.
+///
+/// The execution scheme it plans for, the memory and timing formulas and their limits are in
+/// docs/weight-streaming.md ("Execution scheme", "Planner"). In short: PE (x, y) holds token
+/// band y × feature band x of every activation; each linear layer's weights stream in at the
+/// north edge, one wavelet per cycle per column, multicast down the column; partial sums are
+/// reduced along rows; weight gradients are reduced up the columns and leave at the north edge.
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+
+namespace wse::stream {
+
+/// A plan the planner cannot make: a layer's working set does not fit a PE, or an argument
+/// (batch, sequence, grid) is out of range. The message names the layer or argument, the bytes
+/// needed per PE against the PE memory, and what to change.
+class PlanError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Arithmetic and storage precision of the planned step.
+enum class Precision : std::uint8_t {
+  fp32,   ///< fp32 weights, activations and sums; fmac at the arch's fp32 width (1 on WSE-2)
+  fp16,   ///< fp16 everywhere; fmac at the fp16 width (4 on WSE-2)
+  mixed,  ///< fp16 weights and activations, fp32 sums, norms and softmax; mixed fmac width (2)
+};
+/// Whether activations are kept for backward or only block inputs (recomputing the rest).
+enum class Checkpointing : std::uint8_t {
+  automatic,  ///< keep everything when it fits, else checkpoint block inputs
+  never,      ///< keep everything; refuse when it does not fit
+  always,     ///< keep only block inputs
+};
+/// What limits a pass of a layer.
+enum class Bound : std::uint8_t {
+  compute,  ///< the PEs' multiply-adds and elementwise ops
+  weights,  ///< weight wavelets in at the edge (or weight gradients out)
+  fabric,   ///< activation traffic on the wafer: row reductions, gathers, keys/values
+};
+/// The sub-layers a model is cut into; each is one step of the layer-by-layer schedule.
+enum class LayerKind : std::uint8_t {
+  embedding,  ///< token (+ learned position) rows streamed in; gradients rows out
+  qkv,        ///< ln1 + [d, 3d] projection (q, k, v fused)
+  attention,  ///< scores, causal/local mask, softmax, weighted sum; no weights
+  attn_out,   ///< [d, d] output projection (+ residual add)
+  mlp_fc,     ///< (ln2 +) [d, d_ff] projection + GELU
+  mlp_proj,   ///< [d_ff, d] projection (+ residual add)
+  head,       ///< final norm + [d, vocab] projection (wte^T when tied) + softmax cross-entropy
+};
+
+inline const char* to_string(Precision p) {
+  return p == Precision::fp32 ? "fp32" : p == Precision::fp16 ? "fp16" : "mixed";
+}
+inline const char* to_string(Bound b) {
+  return b == Bound::compute ? "compute" : b == Bound::weights ? "weights" : "fabric";
+}
+inline const char* to_string(LayerKind k) {
+  switch (k) {
+    case LayerKind::embedding: return "embedding";
+    case LayerKind::qkv: return "qkv";
+    case LayerKind::attention: return "attention";
+    case LayerKind::attn_out: return "attn_out";
+    case LayerKind::mlp_fc: return "mlp_fc";
+    case LayerKind::mlp_proj: return "mlp_proj";
+    case LayerKind::head: return "head";
+  }
+  return "?";
+}
+
+/// The PEs a plan may use: a width × height rectangle of an arch's fabric.
+struct Wafer {
+  std::uint32_t width = 0;   ///< columns (at most arch.fabric_width)
+  std::uint32_t height = 0;  ///< rows (at most arch.fabric_height)
+  arch::Arch arch = arch::wse2;
+};
+/// The whole fabric of `a` (757 × 996 for WSE-2).
+inline Wafer full_wafer(const arch::Arch& a) { return {a.fabric_width, a.fabric_height, a}; }
+
+/// Choices the caller may fix; everything left at 0 is searched.
+struct PlanOptions {
+  Precision precision = Precision::fp32;
+  Checkpointing checkpointing = Checkpointing::automatic;
+  std::uint32_t feature_bands = 0;  ///< columns used for features; 0 = search 1..width
+  std::uint32_t chunk = 0;          ///< DSD vector length / weight chunk width; 0 = search
+  /// Bytes of each PE kept for code, task tables and runtime state (an estimate; the vendor
+  /// does not publish it).
+  std::uint32_t reserved_bytes = 4096;
+};
+
+/// One direction (forward or backward) of one layer. Cycles are those of the busiest PE or
+/// link; the layer's weight stream for this pass overlaps its compute (prefetch), so the pass
+/// costs the largest of the four streams of work plus the pipeline latency.
+struct PassPlan {
+  double flops = 0;                     ///< FLOPs executed over the wafer (2 per multiply-add)
+  std::uint64_t compute_cycles = 0;     ///< busiest PE: DSD ops incl. issue and task switches
+  std::uint64_t stream_in_cycles = 0;   ///< weight wavelets through one north-edge link
+  std::uint64_t stream_out_cycles = 0;  ///< weight-gradient wavelets out through one edge link
+  std::uint64_t fabric_cycles = 0;      ///< activation wavelets on the busiest on-wafer link
+  std::uint64_t latency_cycles = 0;     ///< pipeline fill and drain that prefetch cannot hide
+  std::uint64_t cycles = 0;             ///< max(compute, stream in, stream out, fabric) + latency
+  Bound bound = Bound::compute;         ///< which of the three the max came from
+};
+
+/// One sub-layer of the schedule with its figures. Memory figures are bytes per PE.
+struct LayerPlan {
+  std::string name;                 ///< "embedding", "h.3.qkv", "h.3.attention", "head"
+  LayerKind kind = LayerKind::embedding;
+  std::int32_t block = -1;          ///< transformer block, -1 for embedding and head
+  std::uint32_t in_features = 0;    ///< linear: rows of W (0 for attention and embedding)
+  std::uint32_t out_features = 0;   ///< linear: columns of W
+  std::uint64_t weight_elements = 0;  ///< elements streamed in per pass (backward re-streams them)
+  std::uint64_t parameters = 0;     ///< parameters this layer owns in the store (sum = parameter_count)
+  double weight_bytes = 0;          ///< weight_elements at the plan's precision
+  PassPlan forward, backward;
+  std::uint64_t recompute_cycles = 0;  ///< checkpointing: this layer's forward again during backward
+  std::uint64_t saved_bytes = 0;    ///< kept from forward to backward, without checkpointing
+  std::uint64_t working_bytes = 0;  ///< peak while it runs (fwd or bwd): buffers, transients
+};
+
+/// Per-PE memory of a plan, in bytes. total() <= budget for every plan returned.
+struct MemoryPlan {
+  std::uint64_t budget = 0;       ///< arch.pe_memory_bytes
+  std::uint64_t reserved = 0;     ///< PlanOptions::reserved_bytes
+  std::uint64_t saved = 0;        ///< activations kept for backward (all, or block inputs when checkpointing)
+  std::uint64_t recompute = 0;    ///< checkpointing: one block's activations rebuilt during its backward
+  std::uint64_t working = 0;      ///< the largest layer working set
+  std::string working_layer;      ///< the layer that has it
+  std::uint64_t total() const { return reserved + saved + recompute + working; }
+};
+
+/// A planned training step. Holds every layer in execution order (forward order; backward
+/// runs them in reverse).
+struct Plan {
+  ModelSpec model;
+  std::uint32_t batch = 0, seq = 0;
+  std::uint64_t tokens = 0;          ///< batch · seq
+  Wafer wafer;
+  Precision precision = Precision::fp32;
+  std::uint32_t feature_bands = 0;   ///< columns used: feature band x is column x
+  std::uint32_t token_bands = 0;     ///< rows used: token band y is row y
+  std::uint32_t tokens_per_pe = 0;   ///< tokens of the fullest band
+  std::uint32_t features_per_pe = 0; ///< d_model features of the fullest band
+  std::uint32_t chunk = 0;           ///< DSD vector length and weight chunk width
+  bool checkpointing = false;        ///< only block inputs kept; blocks recomputed in backward
+  std::vector<LayerPlan> layers;
+  MemoryPlan memory;
+  std::uint64_t forward_cycles = 0, backward_cycles = 0, recompute_cycles = 0;
+  std::uint64_t step_cycles = 0;     ///< forward + backward + recompute
+  double step_seconds = 0;           ///< step_cycles at arch.clock_hz
+  double tokens_per_second = 0;
+  double flops = 0;                  ///< executed per step (forward + backward + recompute)
+  double step_ms() const { return step_seconds * 1e3; }
+  std::uint64_t pes_used() const { return std::uint64_t{feature_bands} * token_bands; }
+};
+
+namespace detail {
+
+inline std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return b ? (a + b - 1) / b : 0; }
+
+/// Rough counts of DSD ops per element for elementwise work (estimates: exp, tanh and erf
+/// are polynomials of fmacs on a PE; the vendor does not publish their cost).
+struct ElementwiseOps {
+  static constexpr std::uint32_t norm_fwd = 4;     // sum, sum of squares, subtract, scale
+  static constexpr std::uint32_t norm_bwd = 8;
+  static constexpr std::uint32_t gelu_fwd = 10;
+  static constexpr std::uint32_t gelu_bwd = 12;
+  static constexpr std::uint32_t softmax_fwd = 8;  // max, exp polynomial, sum, scale
+  static constexpr std::uint32_t softmax_bwd = 11; // exp again, then P∘(dP − D)
+  static constexpr std::uint32_t rotary = 3;       // two multiplies and an add per element
+  static constexpr std::uint32_t xent = 10;        // exp, sums, softmax − one-hot
+};
+
+/// One candidate mapping and what the precision and arch imply for it.
+struct Shape {
+  const ModelSpec* m = nullptr;
+  const arch::Arch* a = nullptr;
+  std::uint64_t T = 0;          // tokens
+  std::uint32_t S = 0, B = 0;   // sequence length, batch
+  std::uint32_t Fc = 1, Tr = 1; // feature bands (columns), token bands (rows)
+  std::uint32_t tpb = 1;        // tokens per PE (fullest band)
+  std::uint32_t c = 64;         // chunk
+  std::uint32_t act_bytes = 4, weight_bytes = 4, sum_bytes = 4;
+  std::uint32_t mac_width = 1, ew_width = 1;
+  std::uint64_t worst_band_keys = 0;   // sum over the busiest band's queries of keys seen (global layers)
+  std::uint64_t worst_band_keys_local = 0;
+
+  std::uint64_t fpb(std::uint64_t features) const { return ceil_div(features, Fc); }
+  std::uint64_t hop() const { return a->hop_latency_cycles; }
+  /// Wavelets for `elements` weights: packed 4 bytes a wavelet (a plain mov into a buffer).
+  std::uint64_t weight_wavelets(std::uint64_t elements) const { return ceil_div(elements * weight_bytes, 4); }
+  /// `rows` × a vector of n elements done as DSD ops of at most `len` elements at `width`.
+  std::uint64_t vec_cycles(std::uint64_t rows, std::uint64_t n, std::uint64_t len, std::uint64_t width) const {
+    if (rows == 0 || n == 0) return 0;
+    len = std::max<std::uint64_t>(1, std::min<std::uint64_t>(len, n));
+    const std::uint64_t issue = a->cycles.dsd_issue, full = n / len, rem = n % len;
+    const std::uint64_t per = full * (issue + ceil_div(len, width)) + (rem ? issue + ceil_div(rem, width) : 0);
+    return rows * per;
+  }
+  std::uint64_t macs(std::uint64_t rows, std::uint64_t n) const { return vec_cycles(rows, n, c, mac_width); }
+  std::uint64_t ew(std::uint64_t elements, std::uint32_t ops) const { return ceil_div(elements * ops, ew_width); }
+  /// Link load of a reduce-scatter (or allgather) of tpb × n along a row of Fc PEs.
+  std::uint64_t row_exchange(std::uint64_t n) const { return ceil_div(std::uint64_t{tpb} * n * (Fc - 1), Fc); }
+  /// Fill (first chunk down the column and across the row) and drain (last chunk's reduction).
+  std::uint64_t latency() const { return (Tr + Fc) * hop() + Fc * (hop() + 1) + std::uint64_t{tpb} * c; }
+};
+
+inline void finish(PassPlan& p, std::uint64_t latency) {
+  const std::uint64_t stream = std::max(p.stream_in_cycles, p.stream_out_cycles);
+  std::uint64_t top = p.compute_cycles;
+  p.bound = Bound::compute;
+  if (stream > top) top = stream, p.bound = Bound::weights;
+  if (p.fabric_cycles > top) top = p.fabric_cycles, p.bound = Bound::fabric;
+  p.latency_cycles = latency;
+  p.cycles = top + latency;
+}
+
+/// Y = X W (+ b), W [in, out]. Forward: column x gets W's rows of in-block x, PEs multiply
+/// their X block by each chunk of c columns and reduce partial sums along the row to the
+/// column owning each out-feature. Backward: column j gets W[:, out-block j] for dX = dY W^T
+/// (reduced along the row like forward) and computes dW[:, out-block j] = X^T dY after
+/// gathering X along the row (or, when out < in, gathers dY and computes dW[in-block, :]);
+/// dW is reduced up the column and leaves at the north edge.
+inline void linear(const Shape& s, LayerPlan& L, std::uint64_t in, std::uint64_t out, bool bias) {
+  const std::uint64_t tpb = s.tpb, fin = s.fpb(in), fout = s.fpb(out), sw = s.a->cycles.task_switch;
+  const double T = double(s.T);
+  L.in_features = std::uint32_t(in);
+  L.out_features = std::uint32_t(out);
+  L.weight_elements += in * out + (bias ? out : 0);
+  L.forward.flops += 2.0 * T * double(in) * double(out);
+  L.forward.compute_cycles += s.macs(tpb * fin, out) + sw * ceil_div(out, s.c) + (bias ? s.ew(tpb * fout, 1) : 0);
+  L.forward.stream_in_cycles += s.weight_wavelets(fin * out + (bias ? fout : 0));
+  L.forward.fabric_cycles += s.row_exchange(out);
+  const bool gather_x = in <= out;  // gather the smaller operand of dW = X^T dY along the row
+  L.backward.flops += 4.0 * T * double(in) * double(out);
+  L.backward.compute_cycles += s.macs(tpb * fout, in) + sw * ceil_div(in, s.c) +                // dX
+                               (gather_x ? s.macs(tpb * fout, in) : s.macs(tpb * fin, out)) +  // dW
+                               (bias ? s.ew(tpb * fout, 1) : 0);                               // db
+  L.backward.stream_in_cycles += s.weight_wavelets(fout * in);
+  L.backward.stream_out_cycles += s.weight_wavelets((gather_x ? fout * in : fin * out) + (bias ? fout : 0));
+  L.backward.fabric_cycles += s.row_exchange(in) + s.row_exchange(std::min(in, out));
+  // Double-buffered weight chunks and partial sums; backward adds the gathered chunk and dW partials.
+  const std::uint64_t c = s.c;
+  const std::uint64_t fwd = 2 * fin * c * s.weight_bytes + 2 * tpb * c * s.sum_bytes + tpb * fout * s.sum_bytes;
+  const std::uint64_t bwd = 2 * fout * c * s.weight_bytes + 2 * tpb * c * s.sum_bytes + 2 * tpb * c * s.act_bytes +
+                            2 * std::max(fin, fout) * c * s.sum_bytes + tpb * (fin + fout) * s.sum_bytes;
+  L.working_bytes = std::max(L.working_bytes, std::max(fwd, bwd));
+}
+
+/// A layer norm over d_model features: per-token sum and sum of squares allreduced along the row.
+inline void norm(const Shape& s, LayerPlan& L) {
+  const std::uint64_t d = s.m->d_model, f = s.fpb(d), tpb = s.tpb;
+  L.weight_elements += 2 * d;
+  L.forward.compute_cycles += s.ew(tpb * f, ElementwiseOps::norm_fwd);
+  L.forward.stream_in_cycles += s.weight_wavelets(2 * f);
+  L.forward.fabric_cycles += 2 * s.row_exchange(2);
+  L.backward.compute_cycles += s.ew(tpb * f, ElementwiseOps::norm_bwd);
+  L.backward.stream_in_cycles += s.weight_wavelets(2 * f);
+  L.backward.stream_out_cycles += s.weight_wavelets(2 * f);
+  L.backward.fabric_cycles += 2 * s.row_exchange(2);
+  L.working_bytes += tpb * f * s.act_bytes;  // the normalized copy (recomputed in backward, never kept)
+}
+
+/// Heads whose features meet the busiest PE's feature band (a band may straddle a boundary).
+inline std::uint64_t heads_per_pe(const Shape& s) {
+  const std::uint64_t hd = s.m->head_dim(), f = s.fpb(s.m->d_model);
+  const std::uint64_t n = f >= hd ? ceil_div(f, hd) + (f % hd ? 1 : 0) : (hd % f ? 2 : 1);
+  return std::min<std::uint64_t>(n, s.m->heads);
+}
+
+/// Sum over token positions 0..n-1 of the keys each query sees (causal, optional window).
+inline std::uint64_t keys_prefix(std::uint64_t n, std::uint64_t window) {
+  if (window == 0 || n <= window) return n * (n + 1) / 2;
+  return window * (window + 1) / 2 + (n - window) * window;
+}
+/// The largest sum of keys over the queries of one token band (bands of tpb consecutive tokens).
+inline std::uint64_t worst_band_keys(std::uint64_t T, std::uint64_t S, std::uint64_t tpb, std::uint64_t window) {
+  auto upto = [&](std::uint64_t t) { return (t / S) * keys_prefix(S, window) + keys_prefix(t % S, window); };
+  std::uint64_t worst = 0;
+  for (std::uint64_t a = 0; a < T; a += tpb) worst = std::max(worst, upto(std::min(T, a + tpb)) - upto(a));
+  return worst;
+}
+
+/// Causal attention per token band. Keys and values of earlier bands of the same sequence flow
+/// down the column (K/V chunks of c keys, flash-style online softmax, so no band ever holds a
+/// full score row); a head split over several columns allreduces its partial scores along the
+/// row. Backward recomputes scores from the kept log-sum-exp and sends dK, dV partials back up.
+inline void attention(const Shape& s, LayerPlan& L, bool local) {
+  const ModelSpec& m = *s.m;
+  const std::uint64_t d = m.d_model, f = s.fpb(d), tpb = s.tpb, hl = heads_per_pe(s);
+  const std::uint64_t window = local ? m.local_window : 0;
+  const std::uint64_t band = local ? s.worst_band_keys_local : s.worst_band_keys;  // query·key pairs
+  const std::uint64_t kv_keys = std::min<std::uint64_t>(s.S, window ? window + tpb - 1 : s.S);
+  const bool split_heads = f < m.head_dim();  // partial scores need a row allreduce
+  const double pairs = double(s.B) * double(keys_prefix(s.S, window));
+  const std::uint64_t rot = m.positions == Positions::rotary ? m.rotary_dims * f / m.head_dim() + 1 : 0;
+  const std::uint64_t sw = s.a->cycles.task_switch;
+  const std::uint64_t chunks = ceil_div(kv_keys, s.c) * tpb;
+
+  // Forward: S = Q K^T over key chunks (vectors of c keys), softmax, O += P V (vectors of f).
+  L.forward.flops = 4.0 * pairs * double(d);
+  L.forward.compute_cycles = s.vec_cycles(f, band, s.c, s.mac_width) + s.vec_cycles(band, f, f, s.mac_width) +
+                             s.ew(band * hl, ElementwiseOps::softmax_fwd) + s.ew(tpb * 2 * rot, ElementwiseOps::rotary) +
+                             sw * chunks;
+  const std::uint64_t kv_down = 2 * f * kv_keys;  // K and V chunks on the busiest southward link
+  const std::uint64_t scores_row = split_heads ? 2 * band * hl : 0;
+  L.forward.fabric_cycles = std::max(kv_down, scores_row);
+  // Backward: S again, dV = P^T dO, dP = dO V^T, dS = P∘(dP − D), dQ = dS K, dK = dS^T Q.
+  L.backward.flops = 10.0 * pairs * double(d);
+  L.backward.compute_cycles = 2 * s.vec_cycles(f, band, s.c, s.mac_width) + 3 * s.vec_cycles(band, f, f, s.mac_width) +
+                              s.ew(band * hl, ElementwiseOps::softmax_bwd) + s.ew(tpb * f, 1) +
+                              s.ew(tpb * 2 * rot, ElementwiseOps::rotary) + 2 * sw * chunks;
+  L.backward.fabric_cycles = std::max(kv_down, 2 * scores_row);  // dK, dV go up on the northward links
+  const std::uint64_t lat = s.Tr * s.hop() + std::uint64_t{s.Fc} * (s.hop() + 1);
+  finish(L.forward, lat);
+  finish(L.backward, lat);
+  // Kept: q, k, v and the log-sum-exp per (token, head). Working: K/V chunks (double-buffered),
+  // a score chunk, running max/sum, the output accumulator; backward adds dQ, dK/dV partials, dP.
+  L.saved_bytes = 3 * tpb * f * s.act_bytes + tpb * hl * 4;
+  const std::uint64_t kc = s.c;
+  const std::uint64_t fwd = 4 * kc * f * s.act_bytes + tpb * kc * hl * 4 + tpb * hl * 8 + tpb * f * 4;
+  const std::uint64_t bwd = fwd + tpb * f * 4 + 4 * kc * f * 4 + tpb * kc * hl * 4 + tpb * f * s.act_bytes + tpb * hl * 4;
+  L.working_bytes = std::max(fwd, bwd);
+}
+
+/// The five sub-layers of block `i` (names without the "h.i." prefix filled in by the caller).
+inline void block_layers(const Shape& s, std::int32_t i, std::vector<LayerPlan>& out) {
+  const ModelSpec& m = *s.m;
+  const std::uint64_t d = m.d_model, f = s.fpb(d), fff = s.fpb(m.d_ff), tpb = s.tpb;
+  const std::uint64_t x_bytes = tpb * f * s.act_bytes;
+  const std::uint64_t lat = s.latency();
+  auto start = [&](LayerKind k) -> LayerPlan& {
+    out.push_back({});
+    LayerPlan& L = out.back();
+    L.kind = k;
+    L.block = i;
+    return L;
+  };
+  {
+    LayerPlan& L = start(LayerKind::qkv);
+    norm(s, L);
+    linear(s, L, d, 3 * d, m.qkv_bias);
+    L.saved_bytes = x_bytes + tpb * 8;  // block input + ln1 statistics
+    L.parameters = L.weight_elements;
+    finish(L.forward, lat);
+    finish(L.backward, lat);
+  }
+  {
+    LayerPlan& L = start(LayerKind::attention);
+    attention(s, L, m.is_local(std::uint32_t(i)));
+  }
+  {
+    LayerPlan& L = start(LayerKind::attn_out);
+    linear(s, L, d, d, m.attn_out_bias);
+    L.saved_bytes = x_bytes;  // attention output, the input of this projection
+    if (m.residual == Residual::sequential) {  // x += attn: one add; x_mid kept for ln2
+      L.forward.compute_cycles += s.ew(tpb * f, 1);
+      L.saved_bytes += x_bytes;
+    }
+    L.parameters = L.weight_elements;
+    finish(L.forward, lat);
+    finish(L.backward, lat);
+  }
+  {
+    LayerPlan& L = start(LayerKind::mlp_fc);
+    if (m.residual != Residual::parallel_shared) norm(s, L);  // ln2 (GPT-J reuses ln1's output)
+    linear(s, L, d, m.d_ff, m.mlp_bias);
+    L.forward.compute_cycles += s.ew(tpb * fff, ElementwiseOps::gelu_fwd);
+    L.backward.compute_cycles += s.ew(tpb * fff, ElementwiseOps::gelu_bwd);
+    L.saved_bytes = (m.residual != Residual::parallel_shared ? tpb * 8 : 0);  // ln2 statistics
+    L.working_bytes += tpb * f * s.act_bytes;  // the recomputed normalized input
+    L.parameters = L.weight_elements;
+    finish(L.forward, lat);
+    finish(L.backward, lat);
+  }
+  {
+    LayerPlan& L = start(LayerKind::mlp_proj);
+    linear(s, L, m.d_ff, d, m.mlp_bias);
+    L.forward.compute_cycles += s.ew(tpb * f, m.residual == Residual::sequential ? 1 : 2);  // residual add(s)
+    L.saved_bytes = tpb * fff * s.act_bytes;        // pre-GELU u; GELU(u) is recomputed
+    L.working_bytes += tpb * fff * s.act_bytes;     // GELU(u) (forward) or dGELU (backward)
+    L.parameters = L.weight_elements;
+    finish(L.forward, lat);
+    finish(L.backward, lat);
+  }
+}
+
+/// Embedding: the store streams the wte row slice of every token of the batch (and the
+/// learned position rows once) down each column; a range filter gives each band its own
+/// tokens. Backward streams dX rows out; the store scatter-adds them into dwte (and dwpe).
+inline LayerPlan embedding_layer(const Shape& s) {
+  const ModelSpec& m = *s.m;
+  const std::uint64_t d = m.d_model, f = s.fpb(d), tpb = s.tpb;
+  const bool learned = m.positions == Positions::learned;
+  LayerPlan L;
+  L.kind = LayerKind::embedding;
+  L.weight_elements = s.T * d + (learned ? std::uint64_t{s.S} * d : 0);
+  L.parameters = std::uint64_t{m.vocab} * d + (learned ? std::uint64_t{m.context} * d : 0);
+  L.forward.compute_cycles = s.vec_cycles(tpb, f, f, s.a->cycles.f32_add_width) * (learned ? 2 : 1);
+  L.forward.stream_in_cycles = s.weight_wavelets(s.T * f + (learned ? s.S * f : 0));
+  L.backward.compute_cycles = 0;
+  L.backward.stream_out_cycles = s.weight_wavelets(s.T * f);
+  const std::uint64_t lat = s.Tr * s.hop();
+  finish(L.forward, lat);
+  finish(L.backward, lat);
+  L.working_bytes = tpb * f * s.act_bytes + 2 * s.c * 4 + tpb * f * s.sum_bytes;
+  return L;
+}
+
+/// Head: final norm, logits = x W (W = wte^T when tied), softmax cross-entropy along the row
+/// (max and sum allreduced per token). Its forward and backward are adjacent in the schedule,
+/// so logits and its input are working memory, never kept.
+inline LayerPlan head_layer(const Shape& s) {
+  const ModelSpec& m = *s.m;
+  const std::uint64_t d = m.d_model, f = s.fpb(d), fv = s.fpb(m.vocab), tpb = s.tpb;
+  LayerPlan L;
+  L.kind = LayerKind::head;
+  norm(s, L);
+  L.parameters = 2 * d;
+  linear(s, L, d, m.vocab, m.head_bias);
+  if (!m.tied_head) L.parameters += std::uint64_t{d} * m.vocab + (m.head_bias ? m.vocab : 0);
+  L.forward.compute_cycles += s.ew(tpb * fv, ElementwiseOps::xent);
+  L.forward.fabric_cycles += 3 * s.row_exchange(1);  // max, sum of exp, the label's logit
+  L.backward.compute_cycles += s.ew(tpb * fv, 2);
+  // Logits are the linear's output (and, in place, its dY); add the kept input and its gradient.
+  L.working_bytes += tpb * f * s.act_bytes + tpb * f * s.sum_bytes;
+  finish(L.forward, s.latency());
+  finish(L.backward, s.latency());
+  return L;
+}
+
+/// Everything the search needs about one candidate, computed from the distinct layers only.
+struct Evaluation {
+  bool fits = false;
+  bool checkpointing = false;
+  std::uint64_t step_cycles = 0;
+  MemoryPlan memory;
+  std::uint64_t worst_layer_need = 0;   // reserved + the largest working set (+ checkpoint floor)
+  std::string worst_layer;
+};
+
+inline std::string block_layer_name(std::int32_t i, LayerKind k) { return "h." + std::to_string(i) + "." + to_string(k); }
+
+/// The distinct layers of a shape: embedding, a global block, a local block (if any), head.
+struct Templates {
+  LayerPlan embedding, head;
+  std::vector<LayerPlan> global, local;
+};
+inline Templates templates(const Shape& s) {
+  Templates t;
+  t.embedding = embedding_layer(s);
+  t.head = head_layer(s);
+  // Blocks differ only in whether their attention is local: build the first of each kind.
+  bool have_global = false, have_local = false;
+  for (std::uint32_t i = 0; i < s.m->layers && !(have_global && have_local); ++i) {
+    const bool local = s.m->is_local(i);
+    if (local ? have_local : have_global) continue;
+    block_layers(s, std::int32_t(i), local ? t.local : t.global);
+    (local ? have_local : have_global) = true;
+  }
+  return t;
+}
+
+inline std::uint64_t pass_total(const std::vector<LayerPlan>& ls, bool fwd) {
+  std::uint64_t t = 0;
+  for (const auto& L : ls) t += fwd ? L.forward.cycles : L.backward.cycles;
+  return t;
+}
+inline std::uint64_t saved_total(const std::vector<LayerPlan>& ls) {
+  std::uint64_t t = 0;
+  for (const auto& L : ls) t += L.saved_bytes;
+  return t;
+}
+
+inline Evaluation evaluate(const Shape& s, const Templates& t, const PlanOptions& o) {
+  const ModelSpec& m = *s.m;
+  std::uint64_t n_local = 0;
+  for (std::uint32_t i = 0; i < m.layers; ++i) n_local += m.is_local(i) ? 1 : 0;
+  const std::uint64_t n_global = m.layers - n_local;
+  Evaluation e;
+  e.memory.budget = s.a->pe_memory_bytes;
+  e.memory.reserved = o.reserved_bytes;
+  // The largest working set of any layer.
+  auto consider = [&](const LayerPlan& L, const std::string& name) {
+    if (L.working_bytes > e.memory.working) e.memory.working = L.working_bytes, e.memory.working_layer = name;
+  };
+  consider(t.embedding, "embedding");
+  for (const auto& L : t.global) consider(L, block_layer_name(L.block, L.kind));
+  for (const auto& L : t.local) consider(L, block_layer_name(L.block, L.kind));
+  consider(t.head, "head");
+  const std::uint64_t block_saved = std::max(saved_total(t.global), n_local ? saved_total(t.local) : 0);
+  const std::uint64_t x_bytes = std::uint64_t{s.tpb} * s.fpb(m.d_model) * s.act_bytes;
+  const std::uint64_t all_saved = n_global * saved_total(t.global) + n_local * saved_total(t.local);
+  // Checkpointing keeps block inputs; during a block's backward its own activations are rebuilt.
+  const std::uint64_t ckpt_saved = std::uint64_t{m.layers} * x_bytes, ckpt_rebuilt = block_saved - x_bytes;
+  const std::uint64_t budget = e.memory.budget;
+  const bool keep_fits = o.reserved_bytes + all_saved + e.memory.working <= budget;
+  const bool ckpt_fits = o.reserved_bytes + ckpt_saved + ckpt_rebuilt + e.memory.working <= budget;
+  e.worst_layer_need = o.reserved_bytes + e.memory.working;
+  e.worst_layer = e.memory.working_layer;
+  if (o.checkpointing != Checkpointing::always && keep_fits) {
+    e.fits = true;
+    e.memory.saved = all_saved;
+  } else if (o.checkpointing != Checkpointing::never && ckpt_fits) {
+    e.fits = true;
+    e.checkpointing = true;
+    e.memory.saved = ckpt_saved;
+    e.memory.recompute = ckpt_rebuilt;
+  } else if (o.checkpointing == Checkpointing::never) {  // report the configuration that was tried
+    e.memory.saved = all_saved;
+  } else {
+    e.memory.saved = ckpt_saved;
+    e.memory.recompute = ckpt_rebuilt;
+  }
+  const std::uint64_t fwd = t.embedding.forward.cycles + n_global * pass_total(t.global, true) +
+                            n_local * pass_total(t.local, true) + t.head.forward.cycles;
+  const std::uint64_t bwd = t.embedding.backward.cycles + n_global * pass_total(t.global, false) +
+                            n_local * pass_total(t.local, false) + t.head.backward.cycles;
+  const std::uint64_t recompute =
+      e.checkpointing ? n_global * pass_total(t.global, true) + n_local * pass_total(t.local, true) : 0;
+  e.step_cycles = fwd + bwd + recompute;
+  return e;
+}
+
+inline std::string with_commas(std::uint64_t v) {
+  std::string s = std::to_string(v), r;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i && (s.size() - i) % 3 == 0) r += ',';
+    r += s[i];
+  }
+  return r;
+}
+
+}  // namespace detail
+
+/// Plans one training step of `model` with `batch` sequences of `seq` tokens on `wafer`.
+/// Searches the number of feature bands (columns) and the chunk width for the shortest
+/// predicted step that fits per-PE memory, keeping all activations when they fit and
+/// checkpointing block inputs otherwise (PlanOptions::checkpointing). Token bands use as many
+/// rows as the tokens need (tokens per PE = ceil(tokens / height)). Throws ModelError for an
+/// invalid spec and PlanError for bad arguments or when no mapping fits. Host; pure function.
+inline Plan plan(const ModelSpec& model, std::uint32_t batch, std::uint32_t seq, const Wafer& wafer,
+                 const PlanOptions& options = {}) {
+  validate(model);
+  const std::string where = "plan '" + model.name + "' on " + std::to_string(wafer.width) + "x" +
+                            std::to_string(wafer.height) + " " + wafer.arch.name + ": ";
+  if (batch == 0) throw PlanError(where + "batch must be at least 1");
+  if (seq == 0 || seq > model.context)
+    throw PlanError(where + "seq " + std::to_string(seq) + " must be in 1.." + std::to_string(model.context) +
+                    " (the model's context)");
+  if (wafer.width == 0 || wafer.height == 0 || wafer.width > wafer.arch.fabric_width ||
+      wafer.height > wafer.arch.fabric_height)
+    throw PlanError(where + "grid must be 1x1.." + std::to_string(wafer.arch.fabric_width) + "x" +
+                    std::to_string(wafer.arch.fabric_height) + " (the arch's fabric)");
+  if (options.feature_bands > wafer.width)
+    throw PlanError(where + "feature_bands " + std::to_string(options.feature_bands) + " exceeds the grid width");
+  if (options.reserved_bytes >= wafer.arch.pe_memory_bytes)
+    throw PlanError(where + "reserved_bytes " + std::to_string(options.reserved_bytes) + " leaves no PE memory");
+
+  detail::Shape s;
+  s.m = &model;
+  s.a = &wafer.arch;
+  s.B = batch;
+  s.S = seq;
+  s.T = std::uint64_t{batch} * seq;
+  s.tpb = std::uint32_t(detail::ceil_div(s.T, wafer.height));
+  s.Tr = std::uint32_t(detail::ceil_div(s.T, s.tpb));  // rows the tokens need
+  const auto& cc = wafer.arch.cycles;
+  switch (options.precision) {
+    case Precision::fp32: s.act_bytes = s.weight_bytes = s.sum_bytes = 4, s.mac_width = s.ew_width = cc.f32_mul_width; break;
+    case Precision::fp16: s.act_bytes = s.weight_bytes = s.sum_bytes = 2, s.mac_width = s.ew_width = cc.f16_width; break;
+    case Precision::mixed:
+      s.act_bytes = s.weight_bytes = 2, s.sum_bytes = 4, s.mac_width = cc.mixed_mac_width, s.ew_width = cc.f32_mul_width;
+      break;
+  }
+  s.worst_band_keys = detail::worst_band_keys(s.T, seq, s.tpb, 0);
+  s.worst_band_keys_local = model.local_window ? detail::worst_band_keys(s.T, seq, s.tpb, model.local_window) : 0;
+
+  // Search: every column count and chunk width; keep the fastest that fits (ties: fewer PEs).
+  static constexpr std::uint32_t chunks[] = {256, 128, 64, 32, 16, 8};
+  const std::uint32_t fc_lo = options.feature_bands ? options.feature_bands : 1;
+  const std::uint32_t fc_hi = options.feature_bands ? options.feature_bands : std::min<std::uint32_t>(wafer.width, std::max(model.d_model, model.d_ff));
+  bool found = false;
+  detail::Evaluation best, smallest_layer, smallest_total;  // the last two explain a refusal
+  detail::Shape best_shape = s, smallest_layer_shape = s, smallest_total_shape = s;
+  bool any = false;
+  for (std::uint32_t fc = fc_lo; fc <= fc_hi; ++fc) {
+    for (const std::uint32_t c : chunks) {
+      if (options.chunk && c != chunks[0]) continue;
+      s.Fc = fc;
+      s.c = options.chunk ? options.chunk : c;
+      const detail::Evaluation e = detail::evaluate(s, detail::templates(s), options);
+      if (e.fits) {
+        if (!found || e.step_cycles < best.step_cycles) best = e, best_shape = s, found = true;
+      } else if (!found) {
+        if (!any || e.worst_layer_need < smallest_layer.worst_layer_need) smallest_layer = e, smallest_layer_shape = s;
+        if (!any || e.memory.total() < smallest_total.memory.total()) smallest_total = e, smallest_total_shape = s;
+        any = true;
+      }
+    }
+  }
+  if (!found) {
+    const std::uint64_t budget = wafer.arch.pe_memory_bytes;
+    const std::string kib = std::to_string(budget / 1024) + " KiB";
+    auto mapping = [&](const detail::Shape& b) {
+      return " (best mapping: " + std::to_string(b.tpb) + " tokens x " + std::to_string(b.fpb(model.d_model)) + " of " +
+             std::to_string(model.d_model) + " features per PE on " + std::to_string(b.Fc) + "x" + std::to_string(b.Tr) +
+             " PEs, chunk " + std::to_string(b.c) + ")";
+    };
+    const bool never = options.checkpointing == Checkpointing::never;
+    if (smallest_layer.worst_layer_need > budget)
+      throw PlanError(where + "layer '" + smallest_layer.worst_layer + "' needs " +
+                      detail::with_commas(smallest_layer.worst_layer_need) + " bytes per PE (" +
+                      detail::with_commas(options.reserved_bytes) + " reserved + " +
+                      detail::with_commas(smallest_layer.memory.working) + " working set) but a PE has " +
+                      detail::with_commas(budget) + " bytes (" + kib + ")" + mapping(smallest_layer_shape) +
+                      "; use a smaller batch or sequence, or a bigger grid");
+    const detail::Evaluation& e = smallest_total;
+    throw PlanError(where + "activations need " + detail::with_commas(e.memory.total()) + " bytes per PE (" +
+                    detail::with_commas(e.memory.saved + e.memory.recompute) + " kept for backward" +
+                    (never ? " without checkpointing" : " with checkpointing") + ", largest working set " +
+                    detail::with_commas(e.memory.working) + " in '" + e.memory.working_layer + "') but a PE has " +
+                    detail::with_commas(budget) + " bytes (" + kib + ")" + mapping(smallest_total_shape) +
+                    "; use a smaller batch or sequence, a bigger grid" + (never ? ", or allow checkpointing" : ""));
+  }
+
+  // Expand the winner into every layer, in forward order.
+  const detail::Shape& b = best_shape;
+  const detail::Templates t = detail::templates(b);
+  Plan p;
+  p.model = model;
+  p.batch = batch;
+  p.seq = seq;
+  p.tokens = b.T;
+  p.wafer = wafer;
+  p.precision = options.precision;
+  p.feature_bands = b.Fc;
+  p.token_bands = b.Tr;
+  p.tokens_per_pe = b.tpb;
+  p.features_per_pe = std::uint32_t(b.fpb(model.d_model));
+  p.chunk = b.c;
+  p.checkpointing = best.checkpointing;
+  p.memory = best.memory;
+  p.layers.push_back(t.embedding);
+  p.layers.back().name = "embedding";
+  for (std::uint32_t i = 0; i < model.layers; ++i) {
+    for (LayerPlan L : model.is_local(i) ? t.local : t.global) {
+      L.block = std::int32_t(i);
+      L.name = detail::block_layer_name(L.block, L.kind);
+      if (p.checkpointing) L.recompute_cycles = L.forward.cycles;
+      p.layers.push_back(std::move(L));
+    }
+  }
+  p.layers.push_back(t.head);
+  p.layers.back().name = "head";
+  const double wb = options.precision == Precision::fp32 ? 4.0 : 2.0;
+  for (auto& L : p.layers) {
+    L.weight_bytes = double(L.weight_elements) * wb;
+    p.forward_cycles += L.forward.cycles;
+    p.backward_cycles += L.backward.cycles;
+    p.recompute_cycles += L.recompute_cycles;
+    p.flops += L.forward.flops + L.backward.flops + (L.recompute_cycles ? L.forward.flops : 0.0);
+  }
+  p.step_cycles = p.forward_cycles + p.backward_cycles + p.recompute_cycles;
+  p.step_seconds = double(p.step_cycles) / double(wafer.arch.clock_hz);
+  p.tokens_per_second = p.step_seconds > 0 ? double(p.tokens) / p.step_seconds : 0;
+  return p;
+}
+
+/// The plan as a readable table: the mapping, memory per PE, totals, then one row per layer
+/// (blocks with identical figures are shown once, as "blocks 0..27 (each)"). Host.
+inline std::string report(const Plan& p) {
+  std::string r;
+  char line[512];
+  auto add = [&](const char* fmt, auto... args) {
+    std::snprintf(line, sizeof line, fmt, args...);
+    r += line;
+  };
+  using detail::with_commas;
+  const auto& a = p.wafer.arch;
+  add("weight-streaming plan: %s (%s parameters), batch %u x seq %u = %s tokens, %s\n", p.model.name.c_str(),
+      with_commas(parameter_count(p.model)).c_str(), p.batch, p.seq, with_commas(p.tokens).c_str(), to_string(p.precision));
+  add("wafer: %s %u x %u PEs at %.0f MHz; using %u feature bands (columns) x %u token bands (rows) = %s PEs (%.0f%%)\n",
+      a.name, p.wafer.width, p.wafer.height, a.clock_hz / 1e6, p.feature_bands, p.token_bands,
+      with_commas(p.pes_used()).c_str(), 100.0 * double(p.pes_used()) / (double(p.wafer.width) * p.wafer.height));
+  add("per PE: %u tokens x %u of %u features; chunk %u; activation checkpointing: %s\n", p.tokens_per_pe,
+      p.features_per_pe, p.model.d_model, p.chunk, p.checkpointing ? "on (block inputs kept, blocks recomputed)" : "off");
+  add("memory per PE: %s of %s bytes (reserved %s + kept for backward %s + recomputed block %s + working %s in %s)\n",
+      with_commas(p.memory.total()).c_str(), with_commas(p.memory.budget).c_str(), with_commas(p.memory.reserved).c_str(),
+      with_commas(p.memory.saved).c_str(), with_commas(p.memory.recompute).c_str(), with_commas(p.memory.working).c_str(),
+      p.memory.working_layer.c_str());
+  const double hz = a.clock_hz;
+  add("step: %.2f ms (forward %.2f, backward %.2f, recompute %.2f) = %.0f tokens/s; %.1f TFLOP = %.1f TFLOP/s\n",
+      p.step_ms(), p.forward_cycles / hz * 1e3, p.backward_cycles / hz * 1e3, p.recompute_cycles / hz * 1e3,
+      p.tokens_per_second, p.flops / 1e12, p.flops / 1e12 / p.step_seconds);
+  add("cycles in thousands (kc); compute = busiest PE, in/out = weight wavelets per edge link, fabric = busiest link\n");
+  add("%-26s %9s | %8s %8s %8s %8s %8s %-7s | %8s %8s %8s %8s %8s %8s %-7s\n", "layer", "weight MB", "fwd GF", "compute",
+      "in", "fabric", "total", "bound", "bwd GF", "compute", "in", "out", "fabric", "total", "bound");
+  auto k = [](std::uint64_t c) { return double(c) / 1e3; };
+  auto row = [&](const std::string& name, const LayerPlan& L) {
+    const PassPlan &f = L.forward, &b = L.backward;
+    add("%-26s %9.2f | %8.2f %8.1f %8.1f %8.1f %8.1f %-7s | %8.2f %8.1f %8.1f %8.1f %8.1f %8.1f %-7s\n", name.c_str(),
+        L.weight_bytes / 1e6, f.flops / 1e9, k(f.compute_cycles), k(f.stream_in_cycles), k(f.fabric_cycles), k(f.cycles),
+        to_string(f.bound), b.flops / 1e9, k(b.compute_cycles), k(b.stream_in_cycles), k(b.stream_out_cycles),
+        k(b.fabric_cycles), k(b.cycles), to_string(b.bound));
+  };
+  // Group blocks whose sub-layers have identical figures.
+  auto same = [](const LayerPlan& x, const LayerPlan& y) {
+    return x.kind == y.kind && x.weight_elements == y.weight_elements && x.forward.cycles == y.forward.cycles &&
+           x.backward.cycles == y.backward.cycles && x.forward.compute_cycles == y.forward.compute_cycles &&
+           x.backward.compute_cycles == y.backward.compute_cycles;
+  };
+  const std::size_t per_block = 5;
+  std::vector<bool> shown(p.model.layers, false);
+  for (const auto& L : p.layers) {
+    if (L.block < 0) {
+      row(L.name, L);
+      continue;
+    }
+    const std::uint32_t i = std::uint32_t(L.block);
+    if (shown[i] || L.kind != LayerKind::qkv) continue;
+    const std::size_t base = 1 + i * per_block;
+    std::vector<std::uint32_t> group;
+    for (std::uint32_t j = i; j < p.model.layers; ++j) {
+      const std::size_t other = 1 + j * per_block;
+      bool eq = !shown[j];
+      for (std::size_t q = 0; eq && q < per_block; ++q) eq = same(p.layers[base + q], p.layers[other + q]);
+      if (eq) group.push_back(j), shown[j] = true;
+    }
+    std::string label;
+    if (group.size() == 1) {
+      label = "block " + std::to_string(i);
+    } else {
+      const std::uint32_t step = group[1] - group[0];
+      bool progression = true;
+      for (std::size_t q = 1; q < group.size(); ++q) progression = progression && group[q] - group[q - 1] == step;
+      label = "blocks " + std::to_string(group.front()) + ".." + std::to_string(group.back());
+      if (!progression) {
+        label = "blocks ";
+        for (std::size_t q = 0; q < group.size(); ++q) label += (q ? "," : "") + std::to_string(group[q]);
+      } else if (step > 1) {
+        label += " step " + std::to_string(step);
+      }
+      label += " (each)";
+    }
+    r += label + "\n";
+    for (std::size_t q = 0; q < per_block; ++q)
+      row(std::string("  ") + to_string(p.layers[base + q].kind), p.layers[base + q]);
+  }
+  return r;
+}
+
+}  // namespace wse::stream
+// ---- end wse/stream/plan.hpp ----
+// ---- begin wse/stream/store.hpp ----
+/// \file
+/// The off-wafer weight store: every parameter tensor of a ModelSpec (fp32) and its optimizer
+/// state, in memory or file-backed, with deterministic initialization, load/save in the shared
+/// parameter file format, and the optimizer update run when a tensor's (reduced) gradient
+/// arrives. Stream layer; hosted. See docs/weight-store.md.
+///
+///   wse::stream::WeightStore store(wse::stream::preset("tiny-gpt2"), wse::stream::AdamW{.lr = 1e-3});
+///   store.initialize({.seed = 1});
+///   for (each tensor t, when its gradient g arrives) store.apply_gradient(t.name, g);
+///   store.end_step();   // throws naming any tensor that got no gradient this step
+///
+/// Parameter file format (shared with the PyTorch reference in tests/): the fp32 tensors of
+/// parameters(spec), concatenated in that order, little-endian, row-major, no header.
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+
+namespace wse::stream {
+
+// ---- deterministic initialization -------------------------------------------------------
+
+/// splitmix64 (Steele, Lea, Flood 2014): a 64-bit state advanced by 0x9E3779B97F4A7C15 and
+/// mixed; plus uniform and normal doubles built from it with documented, portable steps.
+class SplitMix64 {
+ public:
+  explicit SplitMix64(std::uint64_t state) : state_(state) {}
+
+  std::uint64_t next() {
+    state_ += 0x9E3779B97F4A7C15ull;
+    std::uint64_t z = state_;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+
+  /// (next() >> 11) * 2^-53: uniform in [0, 1) on a grid of 2^-53.
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+
+  /// A standard normal deviate by Marsaglia's polar method: x = 2u - 1, y = 2u - 1 (two
+  /// uniform() calls, x first) until 0 < s = x^2 + y^2 < 1; then f = sqrt(-2 ln(s) / s) and the
+  /// deviates are x f, then y f (the second one is kept for the next call). Only log comes from
+  /// the math library (sqrt is exact in IEEE 754).
+  double normal() {
+    if (has_spare_) {
+      has_spare_ = false;
+      return spare_;
+    }
+    double x, y, s;
+    do {
+      x = 2.0 * uniform() - 1.0;
+      y = 2.0 * uniform() - 1.0;
+      s = x * x + y * y;
+    } while (!(s > 0.0 && s < 1.0));
+    const double f = std::sqrt(-2.0 * std::log(s) / s);
+    spare_ = y * f;
+    has_spare_ = true;
+    return x * f;
+  }
+
+ private:
+  std::uint64_t state_;
+  double spare_ = 0.0;
+  bool has_spare_ = false;
+};
+
+/// FNV-1a 64 of `s` (offset basis 0xCBF29CE484222325, prime 0x100000001B3).
+inline std::uint64_t fnv1a64(std::string_view s) {
+  std::uint64_t h = 0xCBF29CE484222325ull;
+  for (const char c : s) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001B3ull;
+  }
+  return h;
+}
+
+/// How initialize() fills the parameters.
+struct InitConfig {
+  std::uint64_t seed = 0;
+  double std = 0.02;             ///< standard deviation of the normal tensors
+  bool scale_residual = false;   ///< GPT-2: attn.out.weight and mlp.proj.weight use std / sqrt(2 layers)
+};
+
+enum class InitKind : std::uint8_t {
+  normal,  ///< embeddings and every matrix: normal(0, std)
+  ones,    ///< LayerNorm weights (ln1, ln2, lnf)
+  zeros,   ///< every bias
+};
+
+/// What initialize() puts in tensor `t`: zeros for names ending ".bias", ones for a ".weight"
+/// whose owner starts with "ln" (h.i.ln1, h.i.ln2, lnf), normal otherwise.
+inline InitKind init_kind(const TensorSpec& t) {
+  const std::string_view n = t.name;
+  auto ends = [&](std::string_view suffix) { return n.size() >= suffix.size() && n.substr(n.size() - suffix.size()) == suffix; };
+  if (ends(".bias")) return InitKind::zeros;
+  if (ends(".weight")) {
+    std::string_view owner = n.substr(0, n.size() - 7);
+    if (const auto dot = owner.rfind('.'); dot != std::string_view::npos) owner = owner.substr(dot + 1);
+    if (owner.starts_with("ln")) return InitKind::ones;
+  }
+  return InitKind::normal;
+}
+
+/// The standard deviation initialize() uses for tensor `t` of a model with `layers` blocks.
+inline double init_std(const TensorSpec& t, std::uint32_t layers, const InitConfig& c) {
+  const std::string_view n = t.name;
+  auto ends = [&](std::string_view suffix) { return n.size() >= suffix.size() && n.substr(n.size() - suffix.size()) == suffix; };
+  if (c.scale_residual && (ends(".attn.out.weight") || ends(".mlp.proj.weight")))
+    return c.std / std::sqrt(2.0 * static_cast<double>(layers));
+  return c.std;
+}
+
+/// The random stream of tensor `name`: SplitMix64(seed ^ fnv1a64(name)). Each tensor has its
+/// own stream, so its values do not depend on the other tensors of the model or their order.
+inline SplitMix64 tensor_rng(std::uint64_t seed, std::string_view name) { return SplitMix64(seed ^ fnv1a64(name)); }
+
+// ---- configuration ---------------------------------------------------------------------
+
+/// The files of a file-backed store. Resident memory is a few working buffers of
+/// `buffer_bytes` each (parameters, gradient, one per optimizer state slot), whatever the
+/// model's size.
+struct FileBacking {
+  std::filesystem::path params;       ///< the parameter file (the shared format)
+  std::filesystem::path state = {};   ///< optimizer state; empty: params with ".state" appended
+  std::size_t buffer_bytes = 1u << 20;
+  /// false: create both files (zeros), replacing what is there. true: use the parameter file
+  /// as it is (it must have exactly the model's size) and the state file if it exists (it must
+  /// match model and optimizer), else a zero state.
+  bool keep_existing = false;
+};
+
+/// A tensor by name ("h.0.attn.q.weight") or by index into parameters(spec).
+class TensorRef {
+ public:
+  template <std::integral I> TensorRef(I index) : index_(static_cast<std::size_t>(index)), by_index_(true) {}
+  TensorRef(std::string_view name) : name_(name) {}
+  TensorRef(const char* name) : name_(name) {}
+  TensorRef(const std::string& name) : name_(name) {}
+  bool by_index() const { return by_index_; }
+  std::size_t index() const { return index_; }
+  std::string_view name() const { return name_; }
+
+ private:
+  std::string_view name_;
+  std::size_t index_ = 0;
+  bool by_index_ = false;
+};
+
+namespace detail {
+
+inline void byteswap32(std::span<float> v) {
+  for (float& f : v) {
+    std::uint32_t u;
+    std::memcpy(&u, &f, 4);
+    u = (u >> 24) | ((u >> 8) & 0xFF00u) | ((u << 8) & 0xFF0000u) | (u << 24);
+    std::memcpy(&f, &u, 4);
+  }
+}
+
+/// Reads n fp32 little-endian values; false when the stream ran short.
+inline bool read_floats(std::istream& in, std::span<float> out) {
+  in.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(out.size_bytes()));
+  if (static_cast<std::size_t>(in.gcount()) != out.size_bytes()) return false;
+  if constexpr (std::endian::native == std::endian::big) byteswap32(out);
+  return true;
+}
+
+inline bool write_floats(std::ostream& out, std::span<const float> in) {
+  if constexpr (std::endian::native == std::endian::big) {
+    std::vector<float> tmp(in.begin(), in.end());
+    byteswap32(tmp);
+    out.write(reinterpret_cast<const char*>(tmp.data()), static_cast<std::streamsize>(tmp.size() * 4));
+  } else {
+    out.write(reinterpret_cast<const char*>(in.data()), static_cast<std::streamsize>(in.size_bytes()));
+  }
+  return static_cast<bool>(out);
+}
+
+inline void put_u64(std::string& s, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+inline void put_u32(std::string& s, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+inline std::uint64_t get_le(const unsigned char* p, int bytes) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v |= std::uint64_t{p[i]} << (8 * i);
+  return v;
+}
+
+inline constexpr char state_magic[8] = {'W', 'S', 'E', 'S', 'T', 'A', 'T', 'E'};
+inline constexpr std::uint32_t state_version = 1;
+
+/// The optimizer state file header (see docs/weight-store.md): magic, version, optimizer kind
+/// (1 SGD, 2 AdamW), slots, tensors, elements, completed steps, then one update count per
+/// tensor; all little-endian. The state values follow it.
+struct StateHeader {
+  std::uint32_t kind = 0;
+  std::uint32_t slots = 0;
+  std::uint32_t tensors = 0;
+  std::uint64_t elements = 0;
+  std::uint64_t step = 0;
+  std::vector<std::uint64_t> updates;
+
+  static std::uint64_t bytes(std::size_t tensors) { return 40 + 8 * std::uint64_t{tensors}; }
+
+  std::string encode() const {
+    std::string s(state_magic, 8);
+    put_u32(s, state_version);
+    put_u32(s, kind);
+    put_u32(s, slots);
+    put_u32(s, tensors);
+    put_u64(s, elements);
+    put_u64(s, step);
+    for (const auto u : updates) put_u64(s, u);
+    return s;
+  }
+
+  /// Reads a header; throws naming `file` when it is not one.
+  static StateHeader decode(std::istream& in, const std::filesystem::path& file) {
+    std::array<unsigned char, 40> fixed{};
+    in.read(reinterpret_cast<char*>(fixed.data()), 40);
+    if (in.gcount() != 40 || std::memcmp(fixed.data(), state_magic, 8) != 0)
+      throw StoreError("optimizer state file '" + file.string() + "' is not a wse state file (no WSESTATE header)");
+    if (get_le(fixed.data() + 8, 4) != state_version)
+      throw StoreError("optimizer state file '" + file.string() + "' has version " + std::to_string(get_le(fixed.data() + 8, 4)) +
+                       ", expected " + std::to_string(state_version));
+    StateHeader h;
+    h.kind = static_cast<std::uint32_t>(get_le(fixed.data() + 12, 4));
+    h.slots = static_cast<std::uint32_t>(get_le(fixed.data() + 16, 4));
+    h.tensors = static_cast<std::uint32_t>(get_le(fixed.data() + 20, 4));
+    h.elements = get_le(fixed.data() + 24, 8);
+    h.step = get_le(fixed.data() + 32, 8);
+    if (h.tensors > (1u << 24))
+      throw StoreError("optimizer state file '" + file.string() + "' claims " + std::to_string(h.tensors) + " tensors");
+    std::vector<unsigned char> counts(8 * std::size_t{h.tensors});
+    in.read(reinterpret_cast<char*>(counts.data()), static_cast<std::streamsize>(counts.size()));
+    if (static_cast<std::size_t>(in.gcount()) != counts.size())
+      throw StoreError("optimizer state file '" + file.string() + "' ends inside its header");
+    for (std::uint32_t i = 0; i < h.tensors; ++i) h.updates.push_back(get_le(counts.data() + 8 * i, 8));
+    return h;
+  }
+};
+
+/// Throws naming `file` when state header `h` does not fit a store whose header is `want`.
+inline void check_state_matches(const StateHeader& h, const StateHeader& want, const std::filesystem::path& file) {
+  auto no = [&](const std::string& what) {
+    throw StoreError("optimizer state file '" + file.string() + "' does not match this store: " + what);
+  };
+  if (h.kind != want.kind || h.slots != want.slots)
+    no("it holds " + std::string(h.kind == 1 ? "sgd" : h.kind == 2 ? "adamw" : "unknown") + " state with " +
+       std::to_string(h.slots) + " slot(s), the store uses " + (want.kind == 1 ? "sgd" : "adamw") + " with " +
+       std::to_string(want.slots));
+  if (h.tensors != want.tensors || h.elements != want.elements)
+    no("it is for " + std::to_string(h.tensors) + " tensors of " + std::to_string(h.elements) + " elements, the model has " +
+       std::to_string(want.tensors) + " of " + std::to_string(want.elements));
+  for (std::size_t i = 0; i < h.updates.size(); ++i)
+    if (h.updates[i] != h.step && h.updates[i] != h.step + 1)
+      no("tensor " + std::to_string(i) + " has " + std::to_string(h.updates[i]) + " updates after " + std::to_string(h.step) +
+         " completed steps");
+}
+
+/// Where a store's values live: region 0 the parameters, region 1 + s state slot s, each
+/// `total` elements laid out like the parameter file.
+class Storage {
+ public:
+  virtual ~Storage() = default;
+  virtual void read(std::size_t region, std::uint64_t offset, std::span<float> out, std::string_view tensor) = 0;
+  virtual void write(std::size_t region, std::uint64_t offset, std::span<const float> in, std::string_view tensor) = 0;
+  virtual void zero_state() = 0;
+  virtual void store_header(const StateHeader&) {}
+  virtual void flush() {}
+  virtual const std::filesystem::path* params_file() const { return nullptr; }
+  virtual const std::filesystem::path* state_file() const { return nullptr; }
+};
+
+class MemoryStorage final : public Storage {
+ public:
+  MemoryStorage(std::uint64_t total, std::size_t slots) : regions_(1 + slots, std::vector<float>(total, 0.0f)) {}
+  void read(std::size_t region, std::uint64_t offset, std::span<float> out, std::string_view) override {
+    std::copy_n(regions_[region].begin() + static_cast<std::ptrdiff_t>(offset), out.size(), out.begin());
+  }
+  void write(std::size_t region, std::uint64_t offset, std::span<const float> in, std::string_view) override {
+    std::copy(in.begin(), in.end(), regions_[region].begin() + static_cast<std::ptrdiff_t>(offset));
+  }
+  void zero_state() override {
+    for (std::size_t r = 1; r < regions_.size(); ++r) std::fill(regions_[r].begin(), regions_[r].end(), 0.0f);
+  }
+
+ private:
+  std::vector<std::vector<float>> regions_;
+};
+
+class FileStorage final : public Storage {
+ public:
+  FileStorage(const FileBacking& f, std::uint64_t total, std::size_t tensors, const StateHeader& fresh, StateHeader& found)
+      : params_(f.params), state_(f.state.empty() ? std::filesystem::path(f.params.string() + ".state") : f.state),
+        total_(total), header_bytes_(StateHeader::bytes(tensors)), slots_(fresh.slots) {
+    namespace fs = std::filesystem;
+    const std::uint64_t param_bytes = total * 4;
+    if (f.keep_existing) {
+      std::error_code ec;
+      const auto size = fs::file_size(params_, ec);
+      if (ec) throw StoreError("parameter file '" + params_.string() + "' cannot be opened: " + ec.message());
+      if (size != param_bytes)
+        throw StoreError("parameter file '" + params_.string() + "' has " + std::to_string(size) + " bytes; the model needs " +
+                         std::to_string(param_bytes));
+    } else {
+      create(params_, param_bytes);
+    }
+    open(pf_, params_);
+    found = fresh;
+    bool state_ok = false;
+    if (f.keep_existing && fs::exists(state_)) {
+      std::ifstream in(state_, std::ios::binary);
+      found = StateHeader::decode(in, state_);
+      check_state_matches(found, fresh, state_);
+      std::error_code ec;
+      const auto size = fs::file_size(state_, ec);
+      const std::uint64_t want = header_bytes_ + std::uint64_t{slots_} * total * 4;
+      if (ec || size != want)
+        throw StoreError("optimizer state file '" + state_.string() + "' has " + std::to_string(size) + " bytes, expected " +
+                         std::to_string(want));
+      state_ok = true;
+    }
+    if (!state_ok) create(state_, header_bytes_ + std::uint64_t{slots_} * total * 4);
+    open(sf_, state_);
+    if (!state_ok) store_header(fresh);
+  }
+
+  ~FileStorage() override = default;
+
+  void read(std::size_t region, std::uint64_t offset, std::span<float> out, std::string_view tensor) override {
+    std::fstream& s = region == 0 ? pf_ : sf_;
+    s.clear();
+    s.seekg(static_cast<std::streamoff>(position(region, offset)));
+    if (!s || !read_floats(s, out)) fail("read", region, tensor);
+  }
+  void write(std::size_t region, std::uint64_t offset, std::span<const float> in, std::string_view tensor) override {
+    std::fstream& s = region == 0 ? pf_ : sf_;
+    s.clear();
+    s.seekp(static_cast<std::streamoff>(position(region, offset)));
+    if (!s || !write_floats(s, in)) fail("write", region, tensor);
+  }
+  void zero_state() override {
+    // Shrinking to the header and growing back gives zeros without writing them.
+    sf_.close();
+    std::error_code ec;
+    std::filesystem::resize_file(state_, header_bytes_, ec);
+    if (!ec) std::filesystem::resize_file(state_, header_bytes_ + std::uint64_t{slots_} * total_ * 4, ec);
+    if (ec) throw StoreError("optimizer state file '" + state_.string() + "' cannot be reset: " + ec.message());
+    open(sf_, state_);
+  }
+  void store_header(const StateHeader& h) override {
+    const std::string bytes = h.encode();
+    sf_.clear();
+    sf_.seekp(0);
+    sf_.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!sf_) throw StoreError("optimizer state file '" + state_.string() + "': cannot write the header");
+  }
+  void flush() override {
+    pf_.flush();
+    sf_.flush();
+    if (!pf_) throw StoreError("parameter file '" + params_.string() + "': flush failed");
+    if (!sf_) throw StoreError("optimizer state file '" + state_.string() + "': flush failed");
+  }
+  const std::filesystem::path* params_file() const override { return &params_; }
+  const std::filesystem::path* state_file() const override { return &state_; }
+
+ private:
+  std::uint64_t position(std::size_t region, std::uint64_t offset) const {
+    return region == 0 ? offset * 4 : header_bytes_ + ((region - 1) * total_ + offset) * 4;
+  }
+  [[noreturn]] void fail(const char* what, std::size_t region, std::string_view tensor) const {
+    const std::string file = region == 0 ? "parameter file '" + params_.string() + "'"
+                                         : "optimizer state file '" + state_.string() + "'";
+    throw StoreError(std::string("cannot ") + what + " tensor '" + std::string(tensor) + "' in " + file);
+  }
+  static void create(const std::filesystem::path& p, std::uint64_t bytes) {
+    {
+      std::ofstream out(p, std::ios::binary | std::ios::trunc);
+      if (!out) throw StoreError("cannot create file '" + p.string() + "'");
+    }
+    std::error_code ec;
+    std::filesystem::resize_file(p, bytes, ec);
+    if (ec) throw StoreError("cannot size file '" + p.string() + "' to " + std::to_string(bytes) + " bytes: " + ec.message());
+  }
+  static void open(std::fstream& s, const std::filesystem::path& p) {
+    s.open(p, std::ios::in | std::ios::out | std::ios::binary);
+    if (!s) throw StoreError("cannot open file '" + p.string() + "' for reading and writing");
+  }
+
+  std::filesystem::path params_, state_;
+  std::fstream pf_, sf_;
+  std::uint64_t total_;
+  std::uint64_t header_bytes_;
+  std::size_t slots_;
+};
+
+}  // namespace detail
+
+// ---- the store -------------------------------------------------------------------------
+
+/// Parameters and optimizer state of one model. Not thread-safe. Movable, not copyable (a
+/// moved-from store may only be destroyed or assigned to).
+///
+/// Step protocol: every tensor receives exactly one gradient per step (apply_gradient or
+/// apply_gradients), in any order, and its optimizer update runs at once; end_step() closes
+/// the step and throws naming the tensors that got none. A second gradient for a tensor in the
+/// same step is refused (naming it) before anything changes.
+class WeightStore {
+ public:
+  /// An in-memory store of `model`: parameters and state zero until initialize() or load().
+  WeightStore(const ModelSpec& model, const Optimizer& optimizer) : WeightStore(model, optimizer, nullptr) {
+    storage_ = std::make_unique<detail::MemoryStorage>(total_, state_slots(optimizer_));
+    chunk_ = 1u << 16;
+  }
+
+  /// A file-backed store of `model` (see FileBacking).
+  WeightStore(const ModelSpec& model, const Optimizer& optimizer, const FileBacking& files)
+      : WeightStore(model, optimizer, nullptr) {
+    detail::StateHeader found;
+    storage_ = std::make_unique<detail::FileStorage>(files, total_, tensors_.size(), header(), found);
+    step_ = found.step;
+    updates_ = found.updates;
+    chunk_ = std::max<std::size_t>(1, files.buffer_bytes / 4);
+  }
+
+  WeightStore(WeightStore&&) noexcept = default;
+  WeightStore& operator=(WeightStore&&) noexcept = default;
+  WeightStore(const WeightStore&) = delete;
+  WeightStore& operator=(const WeightStore&) = delete;
+
+  /// A file-backed store writes its state header and flushes; errors are swallowed here (call
+  /// flush() to see them).
+  ~WeightStore() {
+    if (storage_ && storage_->state_file()) {
+      try {
+        flush();
+      } catch (...) {
+      }
+    }
+  }
+
+  const ModelSpec& model() const { return model_; }
+  /// parameters(model()), the order of the parameter file.
+  const std::vector<TensorSpec>& tensors() const { return tensors_; }
+  const TensorSpec& tensor(TensorRef t) const { return tensors_[index(t)]; }
+  /// The index of a tensor; throws naming an unknown name or an out-of-range index.
+  std::size_t index(TensorRef t) const {
+    if (t.by_index()) {
+      if (t.index() >= tensors_.size())
+        throw StoreError("tensor index " + std::to_string(t.index()) + " out of range: model '" + model_.name + "' has " +
+                         std::to_string(tensors_.size()) + " tensors");
+      return t.index();
+    }
+    for (std::size_t i = 0; i < tensors_.size(); ++i)
+      if (tensors_[i].name == t.name()) return i;
+    throw StoreError("no tensor '" + std::string(t.name()) + "' in model '" + model_.name + "' (" +
+                     std::to_string(tensors_.size()) + " tensors, e.g. '" + tensors_.front().name + "')");
+  }
+  /// Element offset of tensor `t` in the parameter file (bytes: 4x).
+  std::uint64_t offset(TensorRef t) const { return offsets_[index(t)]; }
+  /// Parameters of the model.
+  std::uint64_t total_elements() const { return total_; }
+  const Optimizer& optimizer() const { return optimizer_; }
+  /// Changes the learning rate from the next update on (schedules).
+  void set_learning_rate(double lr) {
+    Optimizer next = optimizer_;
+    std::visit([&](auto& o) { o.lr = lr; }, next);
+    validate(next);
+    optimizer_ = next;
+  }
+  bool file_backed() const { return storage_->params_file() != nullptr; }
+  /// The files of a file-backed store (nullptr in memory).
+  const std::filesystem::path* params_file() const { return storage_->params_file(); }
+  const std::filesystem::path* state_file() const { return storage_->state_file(); }
+  /// Bytes of the working buffers allocated so far (at most 2 + state_slots buffers of the
+  /// chunk size: FileBacking::buffer_bytes, 256 KiB in memory). A file-backed store holds
+  /// nothing else per element.
+  std::size_t buffer_bytes() const {
+    std::size_t b = (pbuf_.capacity() + gbuf_.capacity()) * 4;
+    for (const auto& s : sbuf_) b += s.capacity() * 4;
+    return b;
+  }
+
+  // -- parameters --
+
+  /// Fills every parameter as InitConfig and init_kind() say: normal tensors get
+  /// float(std * z) for the deviates z of tensor_rng(seed, name), in row-major order. The
+  /// optimizer state is not touched (see reset_state()).
+  void initialize(const InitConfig& c = {}) {
+    for (std::size_t i = 0; i < tensors_.size(); ++i) {
+      const TensorSpec& t = tensors_[i];
+      const InitKind kind = init_kind(t);
+      const double sd = init_std(t, model_.layers, c);
+      SplitMix64 rng = tensor_rng(c.seed, t.name);
+      for_chunks(i, [&](std::uint64_t at, std::span<float> p) {
+        for (float& x : p)
+          x = kind == InitKind::zeros ? 0.0f : kind == InitKind::ones ? 1.0f : static_cast<float>(sd * rng.normal());
+        storage_->write(0, offsets_[i] + at, p, t.name);
+      });
+    }
+  }
+
+  /// Tensor `t` into `out` (exactly its elements).
+  void read(TensorRef t, std::span<float> out) const {
+    const std::size_t i = index(t);
+    check_size(i, out.size(), "read buffer");
+    storage_->read(0, offsets_[i], out, tensors_[i].name);
+  }
+  std::vector<float> read(TensorRef t) const {
+    std::vector<float> v(tensors_[index(t)].elements());
+    read(t, v);
+    return v;
+  }
+  /// Replaces tensor `t`'s values (optimizer state untouched).
+  void write(TensorRef t, std::span<const float> values) {
+    const std::size_t i = index(t);
+    check_size(i, values.size(), "values");
+    storage_->write(0, offsets_[i], values, tensors_[i].name);
+  }
+
+  /// Writes every parameter to `file` in the parameter file format.
+  void save(const std::filesystem::path& file) {
+    if (same_file(file, params_file())) return flush();
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    if (!out) throw StoreError("cannot create parameter file '" + file.string() + "'");
+    for (std::size_t i = 0; i < tensors_.size(); ++i)
+      for_chunks(i, [&](std::uint64_t at, std::span<float> p) {
+        storage_->read(0, offsets_[i] + at, p, tensors_[i].name);
+        if (!detail::write_floats(out, p))
+          throw StoreError("cannot write tensor '" + tensors_[i].name + "' to parameter file '" + file.string() + "'");
+      });
+    out.close();
+    if (!out) throw StoreError("cannot write parameter file '" + file.string() + "'");
+  }
+
+  /// Reads every parameter from `file` (the parameter file format, exactly the model's size).
+  /// The optimizer state is not touched.
+  void load(const std::filesystem::path& file) {
+    if (same_file(file, params_file())) return;
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(file, ec);
+    if (ec) throw StoreError("cannot open parameter file '" + file.string() + "': " + ec.message());
+    if (size != total_ * 4) {
+      std::string detail;
+      if (size < total_ * 4) {
+        std::size_t i = 0;
+        while ((offsets_[i] + tensors_[i].elements()) * 4 <= size) ++i;
+        detail = "; it ends inside tensor '" + tensors_[i].name + "'";
+      }
+      throw StoreError("parameter file '" + file.string() + "' has " + std::to_string(size) + " bytes but model '" +
+                       model_.name + "' needs " + std::to_string(total_ * 4) + " (" + std::to_string(tensors_.size()) +
+                       " fp32 tensors)" + detail);
+    }
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw StoreError("cannot open parameter file '" + file.string() + "'");
+    for (std::size_t i = 0; i < tensors_.size(); ++i)
+      for_chunks(i, [&](std::uint64_t at, std::span<float> p) {
+        if (!detail::read_floats(in, p))
+          throw StoreError("cannot read tensor '" + tensors_[i].name + "' from parameter file '" + file.string() + "'");
+        storage_->write(0, offsets_[i] + at, p, tensors_[i].name);
+      });
+  }
+
+  // -- optimizer state --
+
+  /// Writes the optimizer state (header, update counts, state values) to `file`.
+  void save_state(const std::filesystem::path& file) {
+    if (same_file(file, state_file())) return flush();
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    if (!out) throw StoreError("cannot create optimizer state file '" + file.string() + "'");
+    const std::string h = header().encode();
+    out.write(h.data(), static_cast<std::streamsize>(h.size()));
+    for (std::size_t s = 0; s < state_slots(optimizer_); ++s)
+      for (std::size_t i = 0; i < tensors_.size(); ++i)
+        for_chunks(i, [&](std::uint64_t at, std::span<float> v) {
+          storage_->read(1 + s, offsets_[i] + at, v, tensors_[i].name);
+          if (!detail::write_floats(out, v))
+            throw StoreError("cannot write the state of tensor '" + tensors_[i].name + "' to '" + file.string() + "'");
+        });
+    out.close();
+    if (!out) throw StoreError("cannot write optimizer state file '" + file.string() + "'");
+  }
+
+  /// Reads optimizer state saved by save_state() for the same model and optimizer kind (the
+  /// hyperparameters may differ). The header is checked before anything changes; a file that
+  /// ends early leaves the state partly replaced.
+  void load_state(const std::filesystem::path& file) {
+    if (same_file(file, state_file())) return;
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw StoreError("cannot open optimizer state file '" + file.string() + "'");
+    const detail::StateHeader h = detail::StateHeader::decode(in, file);
+    detail::check_state_matches(h, header(), file);
+    for (std::size_t s = 0; s < state_slots(optimizer_); ++s)
+      for (std::size_t i = 0; i < tensors_.size(); ++i)
+        for_chunks(i, [&](std::uint64_t at, std::span<float> v) {
+          if (!detail::read_floats(in, v))
+            throw StoreError("optimizer state file '" + file.string() + "' ends inside the state of tensor '" +
+                             tensors_[i].name + "'");
+          storage_->write(1 + s, offsets_[i] + at, v, tensors_[i].name);
+        });
+    step_ = h.step;
+    updates_ = h.updates;
+    storage_->store_header(header());
+  }
+
+  /// Zero optimizer state and update counts, step 0 (a fresh optimizer).
+  void reset_state() {
+    storage_->zero_state();
+    step_ = 0;
+    std::fill(updates_.begin(), updates_.end(), 0);
+    storage_->store_header(header());
+  }
+
+  /// File-backed: writes the state header (step, update counts) and flushes both files.
+  void flush() {
+    storage_->store_header(header());
+    storage_->flush();
+  }
+
+  // -- updates --
+
+  /// The gradient of tensor `t` (its elements, row-major; the mean over the global batch)
+  /// arrived: runs its optimizer update. Sizes and the step protocol are checked before
+  /// anything changes; a file I/O error halfway leaves the tensor partly updated.
+  void apply_gradient(TensorRef t, std::span<const float> grad) {
+    const std::size_t i = index(t);
+    check_size(i, grad.size(), "gradient");
+    update(i, [&](std::uint64_t at, std::span<float> g) { std::copy_n(grad.begin() + static_cast<std::ptrdiff_t>(at), g.size(), g.begin()); });
+  }
+
+  /// The gradients of tensor `t` from N data-parallel replicas arrived: the update uses
+  /// tree_reduce(replicas) / divisor (fp32 division). Replicas that send the gradient of the
+  /// summed loss over their local examples pass divisor = the global example (or token) count;
+  /// see apply_gradients(t, replicas) for replicas that send means.
+  void apply_gradients(TensorRef t, std::span<const std::span<const float>> replicas, float divisor) {
+    const std::size_t i = index(t);
+    if (replicas.empty()) throw StoreError("no replica gradients for tensor '" + tensors_[i].name + "'");
+    if (!(divisor > 0.0f) || !std::isfinite(divisor))
+      throw StoreError("divisor " + std::to_string(divisor) + " for tensor '" + tensors_[i].name + "' must be positive");
+    for (std::size_t r = 0; r < replicas.size(); ++r)
+      check_size(i, replicas[r].size(), "gradient of replica " + std::to_string(r));
+    std::vector<std::span<const float>> parts(replicas.size());
+    update(i, [&](std::uint64_t at, std::span<float> g) {
+      for (std::size_t r = 0; r < replicas.size(); ++r) parts[r] = replicas[r].subspan(at, g.size());
+      tree_reduce(parts, g);
+      if (divisor != 1.0f)
+        for (float& x : g) x = x / divisor;
+    });
+  }
+  /// Replicas that each send the mean gradient over equal-sized local batches: the global mean
+  /// is tree_reduce(replicas) / N.
+  void apply_gradients(TensorRef t, std::span<const std::span<const float>> replicas) {
+    apply_gradients(t, replicas, static_cast<float>(replicas.size()));
+  }
+  void apply_gradients(TensorRef t, std::initializer_list<std::span<const float>> replicas, float divisor) {
+    apply_gradients(t, std::span<const std::span<const float>>(replicas.begin(), replicas.size()), divisor);
+  }
+  void apply_gradients(TensorRef t, std::initializer_list<std::span<const float>> replicas) {
+    apply_gradients(t, std::span<const std::span<const float>>(replicas.begin(), replicas.size()));
+  }
+
+  /// Closes the step: every tensor must have had its gradient. Throws naming the tensors that
+  /// did not (nothing changes then). Returns the number of completed steps.
+  std::uint64_t end_step() {
+    const std::vector<std::string> missing = pending();
+    if (!missing.empty()) {
+      std::string names;
+      for (std::size_t k = 0; k < missing.size() && k < 8; ++k) names += (k ? ", '" : "'") + missing[k] + "'";
+      if (missing.size() > 8) names += " and " + std::to_string(missing.size() - 8) + " more";
+      throw StoreError("step " + std::to_string(step_ + 1) + " of model '" + model_.name + "' cannot end: " +
+                       std::to_string(missing.size()) + " of " + std::to_string(tensors_.size()) +
+                       " tensors got no gradient: " + names);
+    }
+    ++step_;
+    if (file_backed()) storage_->store_header(header());
+    return step_;
+  }
+  /// Tensors still waiting for their gradient in the current step, in file order.
+  std::vector<std::string> pending() const {
+    std::vector<std::string> v;
+    for (std::size_t i = 0; i < tensors_.size(); ++i)
+      if (updates_[i] == step_) v.push_back(tensors_[i].name);
+    return v;
+  }
+  /// Completed steps.
+  std::uint64_t step() const { return step_; }
+  /// Updates tensor `t` has had (its AdamW step count).
+  std::uint64_t updates(TensorRef t) const { return updates_[index(t)]; }
+
+ private:
+  WeightStore(const ModelSpec& model, const Optimizer& optimizer, std::nullptr_t)
+      : model_(model), tensors_(parameters(model)), optimizer_(optimizer) {
+    validate(optimizer_);
+    if (tensors_.size() > 0xFFFFFFFFu) throw StoreError("model '" + model_.name + "' has too many tensors");
+    for (const auto& t : tensors_) {
+      offsets_.push_back(total_);
+      total_ += t.elements();
+    }
+    updates_.assign(tensors_.size(), 0);
+  }
+
+  detail::StateHeader header() const {
+    detail::StateHeader h;
+    h.kind = std::holds_alternative<Sgd>(optimizer_) ? 1 : 2;
+    h.slots = static_cast<std::uint32_t>(state_slots(optimizer_));
+    h.tensors = static_cast<std::uint32_t>(tensors_.size());
+    h.elements = total_;
+    h.step = step_;
+    h.updates = updates_;
+    return h;
+  }
+
+  void check_size(std::size_t i, std::size_t n, const std::string& what) const {
+    const TensorSpec& t = tensors_[i];
+    if (n != t.elements())
+      throw StoreError(what + " for tensor '" + t.name + "' has " + std::to_string(n) + " elements; it is " +
+                       std::to_string(t.rows) + " x " + std::to_string(t.cols) + " = " + std::to_string(t.elements()));
+  }
+
+  static bool same_file(const std::filesystem::path& a, const std::filesystem::path* b) {
+    if (!b) return false;
+    std::error_code ec;
+    return std::filesystem::exists(a, ec) && std::filesystem::equivalent(a, *b, ec);
+  }
+
+  /// Calls f(element offset in the tensor, working buffer of that run) for each run of tensor
+  /// i, at most chunk_ elements each.
+  template <class F> void for_chunks(std::size_t i, F&& f) const {
+    const std::uint64_t n = tensors_[i].elements();
+    pbuf_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(n, chunk_)));
+    for (std::uint64_t at = 0; at < n; at += chunk_) {
+      pbuf_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(chunk_, n - at)));
+      f(at, std::span<float>(pbuf_));
+    }
+  }
+
+  /// The optimizer update of tensor i, run by runs; fill(at, g) puts the gradient run in g.
+  template <class Fill> void update(std::size_t i, Fill&& fill) {
+    const TensorSpec& t = tensors_[i];
+    if (updates_[i] > step_)
+      throw StoreError("tensor '" + t.name + "' already got its gradient in step " + std::to_string(step_ + 1) +
+                       " (one gradient per tensor per step; call end_step() to close the step)");
+    const std::size_t slots = state_slots(optimizer_);
+    const std::uint64_t count = updates_[i] + 1;
+    const std::uint64_t n = t.elements();
+    const std::size_t run = static_cast<std::size_t>(std::min<std::uint64_t>(n, chunk_));
+    pbuf_.reserve(run);
+    gbuf_.reserve(run);
+    for (std::size_t s = 0; s < slots; ++s) sbuf_[s].reserve(run);
+    for (std::uint64_t at = 0; at < n; at += chunk_) {
+      const auto len = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_, n - at));
+      pbuf_.resize(len);
+      gbuf_.resize(len);
+      fill(at, std::span<float>(gbuf_));
+      storage_->read(0, offsets_[i] + at, pbuf_, t.name);
+      for (std::size_t s = 0; s < slots; ++s) {
+        sbuf_[s].resize(len);
+        storage_->read(1 + s, offsets_[i] + at, sbuf_[s], t.name);
+      }
+      if (const auto* sgd = std::get_if<Sgd>(&optimizer_))
+        sgd_update(*sgd, count == 1, pbuf_, gbuf_, slots ? std::span<float>(sbuf_[0]) : std::span<float>());
+      else
+        adamw_update(std::get<AdamW>(optimizer_), count, pbuf_, gbuf_, sbuf_[0], sbuf_[1]);
+      storage_->write(0, offsets_[i] + at, pbuf_, t.name);
+      for (std::size_t s = 0; s < slots; ++s) storage_->write(1 + s, offsets_[i] + at, sbuf_[s], t.name);
+    }
+    updates_[i] = count;
+  }
+
+  ModelSpec model_;
+  std::vector<TensorSpec> tensors_;
+  std::vector<std::uint64_t> offsets_;
+  std::uint64_t total_ = 0;
+  Optimizer optimizer_;
+  std::unique_ptr<detail::Storage> storage_;
+  std::size_t chunk_ = 1u << 16;
+  std::uint64_t step_ = 0;
+  std::vector<std::uint64_t> updates_;
+  mutable std::vector<float> pbuf_, gbuf_;
+  std::array<std::vector<float>, 2> sbuf_;
+};
+
+/// Tensor `name` of `model` straight from a parameter file, without a store.
+inline std::vector<float> read_parameter(const std::filesystem::path& file, const ModelSpec& model, std::string_view name) {
+  std::uint64_t offset = 0;
+  for (const auto& t : parameters(model)) {
+    if (t.name != name) {
+      offset += t.elements();
+      continue;
+    }
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw StoreError("cannot open parameter file '" + file.string() + "' to read tensor '" + t.name + "'");
+    in.seekg(static_cast<std::streamoff>(offset * 4));
+    std::vector<float> v(t.elements());
+    if (!in || !detail::read_floats(in, v))
+      throw StoreError("parameter file '" + file.string() + "' ends inside tensor '" + t.name + "' (model '" + model.name + "')");
+    return v;
+  }
+  throw StoreError("no tensor '" + std::string(name) + "' in model '" + model.name + "'");
+}
+
+}  // namespace wse::stream
+// ---- end wse/stream/store.hpp ----
+// ---- end wse/stream.hpp ----
+#endif  // WSE_SINGLE_HEADER_STREAM_PART_
 // ---- begin wse/wse.hpp ----
 /// \file
-/// Everything: kernel-facing layers (core, arch, fabric, pe), program, emulator and host
-/// runtime. Hosted. Kernel-only code includes <wse/kernel.hpp> instead.
+/// Everything: kernel-facing layers (core, arch, fabric, pe), program, emulator, host
+/// runtime and weight streaming. Hosted. Kernel-only code includes <wse/kernel.hpp> instead.
 // ---- begin wse/host.hpp ----
 /// \file
 /// The host layer: Runtime over a Device (the emulator is one). Hosted.
@@ -1900,6 +4011,7 @@ constexpr void neighbor_exchange(Sink&& sink, const Color (&colors)[2], Rect are
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 // ---- begin wse/program/program.hpp ----
@@ -2447,6 +4559,185 @@ inline void Program::validate() const {
 #include <string_view>
 #include <vector>
 
+// ---- begin wse/emu/arena.hpp ----
+/// \file
+/// wse::emu::PeArena: where kernels' objects and PE-memory allocations live. PE memory is
+/// never freed one piece at a time (a kernel keeps what it allocates until the engine goes),
+/// so a bump allocator over large chunks serves it without a heap header and a bookkeeping
+/// entry per allocation: on a full fabric that is ~100 bytes saved on every PE. Each tile
+/// has one (allocations at run time come from the worker's tile; the engine points
+/// `pe_arena` at it as it does `ring_pool`). Under AddressSanitizer every allocation gets a
+/// poisoned gap after it, so overruns of a kernel's buffer are still caught. Emulator internal.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define WSE_EMU_ARENA_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#include <sanitizer/asan_interface.h>
+#define WSE_EMU_ARENA_ASAN 1
+#endif
+#endif
+
+namespace wse::emu {
+
+class PeArena {
+ public:
+  PeArena() = default;
+  PeArena(const PeArena&) = delete;
+  PeArena& operator=(const PeArena&) = delete;
+  PeArena(PeArena&&) = default;
+  PeArena& operator=(PeArena&&) = default;
+  ~PeArena() {
+    for (auto& c : chunks_) unpoison(c.data.get(), c.size);
+  }
+
+  /// Zeroed memory of `bytes` (at least 1) aligned to `align` (a power of two).
+  void* allocate(std::size_t bytes, std::size_t align) {
+    if (bytes == 0) bytes = 1;
+    if (align < 4) align = 4;  // PE memory is word-addressed
+    if (chunks_.empty() || aligned_offset(chunks_.back(), align) + bytes + redzone > chunks_.back().size) {
+      // A large allocation gets a chunk of its own; later small ones still fit the new chunk.
+      const std::size_t size = bytes + align + redzone > chunk_bytes ? bytes + align + redzone : chunk_bytes;
+      chunks_.push_back(Chunk{std::unique_ptr<std::byte[]>(new std::byte[size]), size, 0});
+      poison(chunks_.back().data.get(), size);
+    }
+    Chunk& c = chunks_.back();
+    const std::size_t at = aligned_offset(c, align);
+    c.used = at + bytes + redzone;
+    void* p = c.data.get() + at;
+    unpoison(p, bytes);
+    return std::memset(p, 0, bytes);
+  }
+  /// Bytes of chunks this arena holds.
+  std::size_t bytes() const {
+    std::size_t n = 0;
+    for (const auto& c : chunks_) n += c.size;
+    return n;
+  }
+
+ private:
+  struct Chunk {
+    std::unique_ptr<std::byte[]> data;
+    std::size_t size = 0;
+    std::size_t used = 0;
+  };
+  static std::size_t aligned_offset(const Chunk& c, std::size_t align) {
+    const auto base = reinterpret_cast<std::uintptr_t>(c.data.get());
+    return ((base + c.used + align - 1) & ~(std::uintptr_t{align} - 1)) - base;
+  }
+  static constexpr std::size_t chunk_bytes = 256 * 1024;
+#ifdef WSE_EMU_ARENA_ASAN
+  static constexpr std::size_t redzone = 16;
+  static void poison(void* p, std::size_t n) { ASAN_POISON_MEMORY_REGION(p, n); }
+  static void unpoison(void* p, std::size_t n) { ASAN_UNPOISON_MEMORY_REGION(p, n); }
+#else
+  static constexpr std::size_t redzone = 0;
+  static void poison(void*, std::size_t) {}
+  static void unpoison(void*, std::size_t) {}
+#endif
+  std::vector<Chunk> chunks_;
+};
+
+/// The arena this thread's PEs allocate from (set by the engine).
+inline thread_local PeArena* pe_arena = nullptr;
+
+}  // namespace wse::emu
+// ---- end wse/emu/arena.hpp ----
+// ---- begin wse/emu/compact_vector.hpp ----
+/// \file
+/// wse::emu::CompactVector: a growable array of trivially copyable values that costs one
+/// pointer (8 bytes) while empty, for the per-PE lists most of 754,000 PEs never fill
+/// (async ops, stalled sends, pending launches, exports). std::vector costs 24. Emulator
+/// internal.
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <type_traits>
+
+namespace wse::emu {
+
+template <class T> class CompactVector {
+  static_assert(std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T>,
+                "CompactVector moves its elements with memcpy");
+
+ public:
+  CompactVector() = default;
+  CompactVector(const CompactVector&) = delete;
+  CompactVector& operator=(const CompactVector&) = delete;
+  ~CompactVector() { release(); }
+
+  std::size_t size() const { return h_ ? h_->size : 0; }
+  std::size_t capacity() const { return h_ ? h_->cap : 0; }
+  bool empty() const { return size() == 0; }
+  T* begin() { return h_ ? data() : nullptr; }
+  T* end() { return begin() + size(); }
+  const T* begin() const { return h_ ? data() : nullptr; }
+  const T* end() const { return begin() + size(); }
+  T& operator[](std::size_t i) { return data()[i]; }
+  const T& operator[](std::size_t i) const { return data()[i]; }
+  T& back() { return data()[h_->size - 1]; }
+
+  void push_back(const T& v) {
+    const T copy = v;  // v may be one of our elements, which grow() moves
+    if (size() == capacity()) grow();
+    std::memcpy(static_cast<void*>(data() + h_->size), &copy, sizeof(T));
+    ++h_->size;
+  }
+  /// Keeps the first n elements (n <= size()).
+  void resize_down(std::size_t n) {
+    if (h_) h_->size = static_cast<std::uint32_t>(n);
+  }
+  void clear() { resize_down(0); }
+  /// Removes the first n elements, keeping the order of the rest.
+  void erase_front(std::size_t n) {
+    if (n == 0) return;
+    std::memmove(static_cast<void*>(data()), data() + n, (size() - n) * sizeof(T));
+    h_->size -= static_cast<std::uint32_t>(n);
+  }
+  /// Frees the storage (the vector becomes empty).
+  void release() {
+    if (h_) ::operator delete(h_, std::align_val_t{alignof(Header)});
+    h_ = nullptr;
+  }
+  /// Frees the storage when the vector is empty.
+  void release_if_empty() {
+    if (h_ && h_->size == 0) release();
+  }
+  /// Shrinks the storage to the size.
+  void shrink_to_fit() {
+    if (!h_ || h_->size == h_->cap) return;
+    if (h_->size == 0) return release();
+    reallocate(h_->size);
+  }
+
+ private:
+  struct alignas(alignof(T) > 8 ? alignof(T) : 8) Header {
+    std::uint32_t size;
+    std::uint32_t cap;
+  };
+  static constexpr std::size_t data_offset = (sizeof(Header) + alignof(T) - 1) / alignof(T) * alignof(T);
+  T* data() const { return reinterpret_cast<T*>(reinterpret_cast<char*>(h_) + data_offset); }
+  void grow() { reallocate(capacity() == 0 ? 1 : capacity() * 2); }
+  void reallocate(std::size_t cap) {
+    auto* fresh = static_cast<Header*>(::operator new(data_offset + cap * sizeof(T), std::align_val_t{alignof(Header)}));
+    fresh->size = static_cast<std::uint32_t>(size());
+    fresh->cap = static_cast<std::uint32_t>(cap);
+    if (h_) std::memcpy(reinterpret_cast<char*>(fresh) + data_offset, data(), size() * sizeof(T));
+    release();
+    h_ = fresh;
+  }
+  Header* h_ = nullptr;
+};
+
+}  // namespace wse::emu
+// ---- end wse/emu/compact_vector.hpp ----
 // ---- begin wse/emu/dsd_exec.hpp ----
 /// \file
 /// Scalar reference semantics of every DSD op on one element, operand addressing and bounds
@@ -2830,6 +5121,19 @@ struct RunProgress {
   std::uint64_t loaded_pes = 0;  ///< PEs with a kernel or a route
 };
 
+/// Where the emulator's memory goes (Engine::memory()). Counted from the data structures,
+/// so it is the same on every run and every allocator; the heap's own per-allocation
+/// overhead (~16 bytes per block) is not included.
+struct EmuMemory {
+  std::uint64_t pes = 0;              ///< PEs with state (a kernel or a route)
+  std::uint64_t pe_state_bytes = 0;   ///< emulator state of those PEs: router, tasks, exports, counters
+  std::uint64_t kernel_bytes = 0;     ///< PE memory kernels use (objects and allocations)
+  std::uint64_t ring_pool_bytes = 0;  ///< storage of wavelets in flight, pooled per tile
+  std::uint64_t grid_bytes = 0;       ///< one slot per grid position, idle PEs included
+  /// Emulator state per PE beyond what its kernel uses.
+  double state_per_pe() const { return pes ? double(pe_state_bytes + grid_bytes) / double(pes) : 0.0; }
+};
+
 /// The result of Engine::run / Runtime::run. Identical for any number of worker threads.
 struct RunReport {
   RunStatus status = RunStatus::completed;
@@ -3105,9 +5409,26 @@ struct OutStream {
   std::vector<Wavelet> data;
 };
 
+/// Names of exported symbols and functions, stored once per engine however many PEs export
+/// them (a full fabric has ~754,000 PEs exporting the same few names). The engine points
+/// `name_pool` at its pool while kernels run init.
+class NamePool {
+ public:
+  const char* intern(std::string_view name) {
+    for (const auto& n : names_)
+      if (*n == name) return n->c_str();
+    names_.push_back(std::make_unique<const std::string>(name));
+    return names_.back()->c_str();
+  }
+
+ private:
+  std::vector<std::unique_ptr<const std::string>> names_;  // a program exports a handful
+};
+inline thread_local NamePool* name_pool = nullptr;
+
 /// An exported symbol of a PE: a typed array the host may copy into and out of.
 struct Symbol {
-  std::string name;
+  const char* name = "";  ///< interned by the engine: valid while the engine lives
   ElemType type = ElemType::f32;
   void* data = nullptr;
   std::uint32_t count = 0;
@@ -3126,7 +5447,6 @@ class Pe {
   Pe& operator=(const Pe&) = delete;
   ~Pe() {
     if (kernel_ && kernel_destroy_) kernel_destroy_(kernel_);
-    for (auto& a : allocations_) ::operator delete(a.ptr, std::align_val_t{a.align});
   }
 
   // ---- Backend operations (kernel code) ------------------------------------------------
@@ -3168,14 +5488,14 @@ class Pe {
       task_clock_ += arch_->cycles.send;
     }
     // A send also waits behind async ops still writing this color, so it never overtakes them.
-    if (ready <= now_ && stalled_sends_.empty() && !s->oq.full() && !fabout_busy(c.value)) {
-      s->oq.push(w);
+    if (ready <= now_ && stalled_sends_.empty() && !s->oq().full() && !fabout_busy(c.value)) {
+      s->oq().push(w);
       ++stats_.sent;
       return;
     }
     if (stalled_sends_.size() - stalled_head_ >= send_stall_limit_)
       return fault_at("send", "queue overflow: the output queue of color " + std::to_string(c.value) + " is full (depth " +
-                                  std::to_string(s->oq.capacity()) + ") and " + std::to_string(send_stall_limit_) +
+                                  std::to_string(s->oq().capacity()) + ") and " + std::to_string(send_stall_limit_) +
                                   " more wavelets wait behind it; stream large data with an async mov to a fabout DSD");
     stalled_sends_.push_back(StalledSend{c.value, w, ready});
   }
@@ -3210,17 +5530,21 @@ class Pe {
   }
   /// Exports `n` elements at `p` under `name` for host copies. PE code (init).
   void export_symbol(const char* name, ElemType t, void* p, std::uint32_t n) {
-    if (fault_) return;
+    const char* interned = export_name("export_symbol", name);
+    if (interned == nullptr) return;
     for (const auto& s : symbols_)
-      if (s.name == name) return fault_at("export_symbol", "symbol '" + std::string(name) + "' is exported twice");
-    symbols_.push_back(Symbol{name, t, p, n});
+      if (s.name == interned) return fault_at("export_symbol", "symbol '" + std::string(name) + "' is exported twice");
+    symbols_.push_back(Symbol{interned, t, p, n});
+    symbols_.shrink_to_fit();  // exports are few and fixed after init
   }
   /// Exports a launchable function under `name`. PE code (init).
   void export_function(const char* name, TaskFn<Pe> fn) {
-    if (fault_) return;
+    const char* interned = export_name("export_function", name);
+    if (interned == nullptr) return;
     for (const auto& f : functions_)
-      if (f.name == name) return fault_at("export_function", "function '" + std::string(name) + "' is exported twice");
-    functions_.push_back(Function{name, fn});
+      if (f.name == interned) return fault_at("export_function", "function '" + std::string(name) + "' is exported twice");
+    functions_.push_back(Function{interned, fn});
+    functions_.shrink_to_fit();
   }
   /// This PE's position on the grid. PE code.
   Coord coord() const { return coord_; }
@@ -3236,21 +5560,32 @@ class Pe {
   /// The exported symbol `name`, or nullptr.
   const Symbol* find_symbol(std::string_view name) const {
     for (const auto& s : symbols_)
-      if (s.name == name) return &s;
+      if (std::string_view(s.name) == name) return &s;
     return nullptr;
   }
-  const std::vector<Symbol>& symbols() const { return symbols_; }
+  const CompactVector<Symbol>& symbols() const { return symbols_; }
   bool exports_function(std::string_view name) const {
     for (const auto& f : functions_)
-      if (f.name == name) return true;
+      if (std::string_view(f.name) == name) return true;
     return false;
+  }
+  /// Bytes of emulator state this PE holds beyond its kernel's memory (EmuMemory): the PE
+  /// object, its colors and rings, task slots, export tables and any pending work.
+  std::size_t state_bytes() const {
+    std::size_t n = sizeof(Pe) + colors_.capacity() * sizeof(ColorState) + tasks_.capacity() * sizeof(TaskSlot);
+    for (const auto& cs : colors_) n += cs.ring_count() * sizeof(Ring) + (cs.streams ? sizeof(ColorState::StreamEnds) : 0);
+    n += symbols_.capacity() * sizeof(Symbol) + functions_.capacity() * sizeof(Function);
+    n += async_.capacity() * sizeof(AsyncOp) + stalled_sends_.capacity() * sizeof(StalledSend) +
+         pending_launches_.capacity() * sizeof(PendingLaunch);
+    if (wire_) n += sizeof(*wire_);
+    if (fault_) n += sizeof(PeFault);
+    return n;
   }
   /// Queues and link buffers of this PE holding storage (ring.hpp); 0 once the PE is idle.
   unsigned rings_with_storage() const {
     unsigned n = 0;
     for (const auto& cs : colors_) {
-      for (unsigned d = 0; d < 4; ++d) n += cs.in[d].holds_storage() + cs.out[d].holds_storage();
-      n += cs.iq.holds_storage() + cs.oq.holds_storage();
+      for (unsigned k = 0; k < cs.ring_count(); ++k) n += cs.rings[k].holds_storage();
     }
     return n;
   }
@@ -3267,7 +5602,8 @@ class Pe {
   struct TaskSlot {
     TaskFn<Pe> fn = nullptr;
     TaskKind kind = TaskKind::none;
-    Wavelet last{};  // last control wavelet, handed to control tasks
+    bool last_control = false;  // last control wavelet, handed to control tasks (16-byte slot)
+    std::uint32_t last = 0;
   };
   // The bound tasks only, in id order (a PE binds a handful of its 64 ids): 8 + 24 bytes
   // plus one slot per bound task instead of a 64-slot table.
@@ -3284,6 +5620,9 @@ class Pe {
       return *slots_.insert(at, TaskSlot{});
     }
 
+    void shrink_to_fit() { slots_.shrink_to_fit(); }
+    std::size_t capacity() const { return slots_.capacity(); }
+
    private:
     unsigned rank(unsigned t) const { return static_cast<unsigned>(std::popcount(bound_ & ((1ull << t) - 1u))); }
     std::uint64_t bound_ = 0;
@@ -3297,7 +5636,30 @@ class Pe {
     RangeFilter filter{};
     PortSet rx{};  // ports any switch position receives from (route.all_rx(), cached)
     bool has_iq = false, has_oq = false;
-    Ring in[4], out[4], iq, oq;
+    // The queues and link buffers this color's route uses at this PE, packed: bit k of
+    // ring_mask says ring k exists (0-3 in[N,E,S,W], 4-7 out[N,E,S,W], 8 iq, 9 oq) and
+    // rings[popcount of the lower bits] is it. A route touches 2-4 of the 10, so an idle
+    // color costs 40 bytes plus 8 per ring it uses instead of 80 + 40 (docs/performance.md).
+    std::uint16_t ring_mask = 0;
+    Ring* rings = nullptr;  // in the PE's ring table (Pe::ring_table_)
+    Ring& in(unsigned d) { return ring(d); }
+    Ring& out(unsigned d) { return ring(4 + d); }
+    Ring& iq() { return ring(8); }
+    Ring& oq() { return ring(9); }
+    const Ring& in(unsigned d) const { return ring(d); }
+    const Ring& out(unsigned d) const { return ring(4 + d); }
+    const Ring& iq() const { return ring(8); }
+    const Ring& oq() const { return ring(9); }
+    bool uses_ring(unsigned k) const { return ((ring_mask >> k) & 1u) != 0; }
+    unsigned ring_count() const { return static_cast<unsigned>(std::popcount(ring_mask)); }
+    Ring& ring(unsigned k) {
+      WSE_ASSERT(uses_ring(k), "emulator: a route touched a queue or link buffer it does not use");
+      return rings[std::popcount(static_cast<unsigned>(ring_mask & ((1u << k) - 1u)))];
+    }
+    const Ring& ring(unsigned k) const {
+      static const Ring unused{};  // empty, room for one: never pushed
+      return uses_ring(k) ? rings[std::popcount(static_cast<unsigned>(ring_mask & ((1u << k) - 1u)))] : unused;
+    }
     // Host streams at the fabric edge, per direction; only edge PEs with streams have them.
     struct StreamEnds {
       InStream* in[4] = {};
@@ -3337,12 +5699,12 @@ class Pe {
   };
   static constexpr unsigned max_wire_stages = 3;  // hop latency up to 4 cycles
   struct Function {
-    std::string name;
+    const char* name;  // interned by the engine (NamePool)
     TaskFn<Pe> fn;
   };
-  struct Allocation {
-    void* ptr;
-    std::size_t align;
+  struct PendingLaunch {
+    TaskFn<Pe> fn;
+    const char* name;
   };
   // What is running now, for fault reports.
   enum class Ctx : std::uint8_t { init, task, function, async, router };
@@ -3353,6 +5715,15 @@ class Pe {
     if (t.value < max_task_ids) return true;
     fault_at(op, "task id " + std::to_string(t.value) + " is out of range (0..63)");
     return false;
+  }
+  // The interned copy of an export's name, or nullptr after a fault (exports happen in init).
+  const char* export_name(const char* op, const char* name) {
+    if (fault_) return nullptr;
+    if (ctx_ != Ctx::init || name_pool == nullptr) {
+      fault_at(op, std::string("'") + name + "' is exported outside init; exports are made while the kernel loads");
+      return nullptr;
+    }
+    return name_pool->intern(name);
   }
   ColorState* color_state(Color c) {
     return c.value < max_colors && slot_of_[c.value] >= 0 ? &colors_[slot_of_[c.value]] : nullptr;
@@ -3387,9 +5758,7 @@ class Pe {
                        " requested > " + std::to_string(arch_->pe_memory_bytes) + " available on " + arch_->name);
       return nullptr;
     }
-    void* p = ::operator new(bytes ? bytes : 1, std::align_val_t{align});
-    std::memset(p, 0, bytes ? bytes : 1);
-    allocations_.push_back(Allocation{p, align});
+    void* p = pe_arena->allocate(bytes, align);  // zeroed; lives as long as the engine
     memory_used_ += rounded;
     return p;
   }
@@ -3416,15 +5785,11 @@ class Pe {
   // Gives the blocks of empty rings back to this thread's pool (ring.hpp) and frees an empty
   // async-op list (368 bytes per op slot); phase A calls it when the PE stops being visited.
   void trim_idle_storage() {
-    if (async_.empty() && async_.capacity() != 0) std::vector<AsyncOp>().swap(async_);
-    for (auto& cs : colors_) {
-      for (unsigned d = 0; d < 4; ++d) {
-        cs.in[d].trim();
-        cs.out[d].trim();
-      }
-      cs.iq.trim();
-      cs.oq.trim();
-    }
+    async_.release_if_empty();
+    stalled_sends_.release_if_empty();
+    pending_launches_.release_if_empty();
+    for (auto& cs : colors_)
+      for (unsigned k = 0; k < cs.ring_count(); ++k) cs.rings[k].trim();
   }
   bool wire_busy() const {
     if (!wire_) return false;
@@ -3454,25 +5819,25 @@ class Pe {
   void* kernel_ = nullptr;
   void (*kernel_destroy_)(void*) = nullptr;
   std::uint32_t memory_used_ = 0;
-  std::vector<Allocation> allocations_;
 
   TaskTable tasks_;
   std::uint64_t active_ = 0, blocked_ = 0, data_bound_ = 0;
 
   std::array<std::int8_t, max_colors> slot_of_{};
   std::vector<ColorState> colors_;
+  std::unique_ptr<Ring[]> ring_table_;  // every color's rings, packed (ColorState::rings)
   Pe* neighbor_[4] = {};  // N, E, S, W; nullptr off the grid or where no PE state exists
   std::uint32_t rx_slots_[4] = {};  // bit i: colors_[i] receives from that direction
   bool has_out_stream_ = false;     // some color leaves the grid into a host output stream
 
-  std::vector<AsyncOp> async_;
-  std::vector<StalledSend> stalled_sends_;  // sends waiting for output-queue space, in order
-  std::size_t stalled_head_ = 0;
-  std::size_t send_stall_limit_ = 1u << 20;
-  std::vector<Function> functions_;
-  std::vector<TaskFn<Pe>> pending_launches_;
-  std::vector<const char*> pending_launch_names_;
-  std::vector<Symbol> symbols_;
+  // Lists most PEs leave empty: 8 bytes each until used (compact_vector.hpp).
+  CompactVector<AsyncOp> async_;
+  CompactVector<StalledSend> stalled_sends_;  // sends waiting for output-queue space, in order
+  std::uint32_t stalled_head_ = 0;
+  std::uint32_t send_stall_limit_ = 1u << 20;
+  CompactVector<Function> functions_;
+  CompactVector<PendingLaunch> pending_launches_;  // launched functions, in launch order
+  CompactVector<Symbol> symbols_;
 
   Ctx ctx_ = Ctx::init;
   std::uint8_t ctx_id_ = 0;
@@ -4210,8 +6575,8 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
   while (a.next < a.length) {
     bool ready = true;
     for (int k = 0; k < nsrc && ready; ++k)
-      if (in_cs[k] && in_cs[k]->iq.empty()) ready = false;
-    if (ready && out_cs && out_cs->oq.full()) {
+      if (in_cs[k] && in_cs[k]->iq().empty()) ready = false;
+    if (ready && out_cs && out_cs->oq().full()) {
       stalled_now_ = true;  // back-pressure: the op waits for output-queue space
       ready = false;
     }
@@ -4222,8 +6587,8 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
       if (s.kind == OperandKind::scalar) {
         v[k] = s.scalar_bits;
       } else if (s.kind == OperandKind::fabin) {
-        const Wavelet w = in_cs[k]->iq.front();
-        in_cs[k]->iq.pop();
+        const Wavelet w = in_cs[k]->iq().front();
+        in_cs[k]->iq().pop();
         ++stats_.received;
         v[k] = elem_size(s.type) == 2 ? (w.data & 0xffffu) : w.data;
       } else {
@@ -4237,7 +6602,7 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
       if (elem_size(ins.dst.type) == 2) {
         bits = (r & 0xffffu) | (ins.dst.indexed ? static_cast<std::uint32_t>(static_cast<std::uint16_t>(ins.dst.index_base + a.next)) << 16 : 0u);
       }
-      out_cs->oq.push(Wavelet{bits, ins.dst.control});
+      out_cs->oq().push(Wavelet{bits, ins.dst.control});
       ++stats_.sent;
     } else {
       detail::store(ins.dst, a.next, r);
@@ -4276,7 +6641,7 @@ inline bool Pe::advance_async() {
     if (done.action == Completion::Action::activate) activate(done.task);
     if (done.action == Completion::Action::unblock) unblock(done.task);
   }
-  async_.resize(keep);
+  async_.resize_down(keep);
   return progress;
 }
 
@@ -4294,11 +6659,11 @@ inline bool Pe::drain_stalled_sends() {
     const StalledSend& s = stalled_sends_[stalled_head_];
     ColorState& cs = *color_state(Color{s.color});
     if (s.ready > now_) break;  // timed mode: the task has not reached this send yet
-    if (cs.oq.full() || fabout_busy(s.color)) {
+    if (cs.oq().full() || fabout_busy(s.color)) {
       stalled_now_ = true;
       break;
     }
-    cs.oq.push(s.w);
+    cs.oq().push(s.w);
     ++stats_.sent;
     ++stalled_head_;
     progress = true;
@@ -4315,7 +6680,7 @@ inline bool Pe::run_tasks(unsigned max_runs) {
   for (unsigned runs = 0; runs < max_runs && !fault_ && stalled_sends_.empty() && ce_free(); ++runs) {
     std::uint64_t ready = 0;
     for (const auto& cs : colors_)
-      if (cs.has_iq && !cs.iq.empty()) ready |= 1ull << cs.color.value;
+      if (cs.has_iq && !cs.iq().empty()) ready |= 1ull << cs.color.value;
     const std::uint64_t runnable =
         ((active_ | (data_bound_ & ready & ~fabin_busy_mask())) & ~blocked_);
     if (runnable == 0) break;
@@ -4327,13 +6692,13 @@ inline bool Pe::run_tasks(unsigned max_runs) {
     if (timed_) begin_timed_task();
     if (slot.kind == TaskKind::data && (data_bound_ >> t & 1u) && !(active_ >> t & 1u)) {
       ColorState& cs = *color_state(Color{static_cast<std::uint8_t>(t)});
-      const Wavelet w = cs.iq.front();
-      cs.iq.pop();
+      const Wavelet w = cs.iq().front();
+      cs.iq().pop();
       ++stats_.received;
       slot.fn(kernel_, *this, w);
     } else {
       active_ &= ~(1ull << t);
-      slot.fn(kernel_, *this, slot.last);
+      slot.fn(kernel_, *this, Wavelet{slot.last, slot.last_control});
     }
     if (timed_) end_timed_task();
     ++stats_.tasks_run;
@@ -4350,7 +6715,9 @@ inline bool Pe::deliver_control(Wavelet w) {
     fault_at("control wavelet", "asks to activate task " + std::to_string(p.task.value) + ", which is not a bound control task");
     return false;
   }
-  tasks_.bound(p.task.value).last = w;
+  TaskSlot& slot = tasks_.bound(p.task.value);
+  slot.last = w.data;
+  slot.last_control = w.control;
   active_ |= bit(p.task);
   return true;
 }
@@ -4362,23 +6729,23 @@ inline bool Pe::route_step() {
       const RoutePosition& p = cs.route.positions[cs.pos];
       if (p.rx.empty()) break;
       const Port src = static_cast<Port>(std::countr_zero(static_cast<unsigned>(p.rx.bits)));
-      Ring& from = src == Port::ramp ? cs.oq : cs.in[static_cast<unsigned>(src)];
+      Ring& from = src == Port::ramp ? cs.oq() : cs.in(static_cast<unsigned>(src));
       if (from.empty()) break;
       const Wavelet w = from.front();
       const bool to_ramp = p.tx.has(Port::ramp);
       const bool deliver = to_ramp && !w.control && (!cs.filtered || cs.filter.passes(w.index()));
-      bool room = !(deliver && cs.iq.full());
+      bool room = !(deliver && cs.iq().full());
       for (unsigned d = 0; d < 4 && room; ++d)
-        if (p.tx.has(static_cast<Port>(d)) && cs.out[d].full()) room = false;
+        if (p.tx.has(static_cast<Port>(d)) && cs.out(d).full()) room = false;
       if (!room) break;  // back-pressure: the wavelet waits where it is
       from.pop();
       for (unsigned d = 0; d < 4; ++d)
         if (p.tx.has(static_cast<Port>(d))) {
-          cs.out[d].push(w);
+          cs.out(d).push(w);
           ++stats_.forwarded;
         }
       if (deliver) {
-        cs.iq.push(w);
+        cs.iq().push(w);
         ++stats_.delivered;
       }
       progress = true;
@@ -4401,9 +6768,9 @@ inline bool Pe::has_local_work() const {
   if (active_ != 0 || !async_.empty() || !pending_launches_.empty() || !stalled_sends_.empty()) return true;
   if (timed_ && wire_busy()) return true;
   for (const auto& cs : colors_) {
-    if (!cs.iq.empty() || !cs.oq.empty()) return true;
+    if (!cs.iq().empty() || !cs.oq().empty()) return true;
     for (unsigned d = 0; d < 4; ++d)
-      if (!cs.in[d].empty()) return true;
+      if (!cs.in(d).empty()) return true;
   }
   return false;
 }
@@ -4411,7 +6778,7 @@ inline bool Pe::has_local_work() const {
 inline bool Pe::has_outgoing() const {
   for (const auto& cs : colors_)
     for (unsigned d = 0; d < 4; ++d)
-      if (!cs.out[d].empty()) return true;
+      if (!cs.out(d).empty()) return true;
   return false;
 }
 
@@ -4430,29 +6797,29 @@ inline StuckPe Pe::describe_stuck() const {
   std::uint64_t colors_waiting = 0;
   for (const auto& cs : colors_) {
     const std::string c = "color " + std::to_string(cs.color.value);
-    if (!cs.iq.empty()) {
+    if (!cs.iq().empty()) {
       const unsigned t = cs.color.value;
       std::string why;
       if (tasks_[t].kind != TaskKind::data) why = "no data task bound";
       else if ((blocked_ >> t) & 1u) why = "data task " + std::to_string(t) + " blocked";
-      s.queues.push_back(c + " input queue: " + std::to_string(cs.iq.size()) + "/" + std::to_string(cs.iq.capacity()) +
+      s.queues.push_back(c + " input queue: " + std::to_string(cs.iq().size()) + "/" + std::to_string(cs.iq().capacity()) +
                          " wavelets" + (why.empty() ? "" : " (" + why + ")"));
       colors_waiting |= 1ull << cs.color.value;
     }
-    if (!cs.oq.empty()) {
-      s.queues.push_back(c + " output queue: " + std::to_string(cs.oq.size()) + "/" + std::to_string(cs.oq.capacity()) + " wavelets");
+    if (!cs.oq().empty()) {
+      s.queues.push_back(c + " output queue: " + std::to_string(cs.oq().size()) + "/" + std::to_string(cs.oq().capacity()) + " wavelets");
       colors_waiting |= 1ull << cs.color.value;
     }
     for (unsigned d = 0; d < 4; ++d) {
-      if (!cs.in[d].empty()) {
+      if (!cs.in(d).empty()) {
         s.queues.push_back(c + " router input from " + port_name(static_cast<Port>(d)) + ": " +
-                           std::to_string(cs.in[d].size()) + " wavelets (switch position " + std::to_string(cs.pos) +
+                           std::to_string(cs.in(d).size()) + " wavelets (switch position " + std::to_string(cs.pos) +
                            " receives from " + wse::to_string(cs.route.positions[cs.pos].rx) + ")");
         colors_waiting |= 1ull << cs.color.value;
       }
-      if (!cs.out[d].empty()) {
+      if (!cs.out(d).empty()) {
         s.queues.push_back(c + " router output to " + port_name(static_cast<Port>(d)) + ": " +
-                           std::to_string(cs.out[d].size()) + " wavelets");
+                           std::to_string(cs.out(d).size()) + " wavelets");
         colors_waiting |= 1ull << cs.color.value;
       }
     }
@@ -4462,8 +6829,8 @@ inline StuckPe Pe::describe_stuck() const {
     s.waiting.push_back("compute element stalled on a send to color " + std::to_string(f.color) + " (" +
                         std::to_string(stalled_sends_.size() - stalled_head_) + " wavelets waiting for output-queue space)");
   }
-  for (const char* f : pending_launch_names_)
-    s.waiting.push_back(std::string("launched function '") + f + "' waits for the compute element");
+  for (const PendingLaunch& launch : pending_launches_)
+    s.waiting.push_back(std::string("launched function '") + launch.name + "' waits for the compute element");
   for (const auto& a : async_) {
     std::string w = std::string("async ") + op_name(a.ins.op) + " at element " + std::to_string(a.next) + " of " +
                     std::to_string(a.length);
@@ -4531,15 +6898,28 @@ class Engine {
     // hundreds of MB on a full fabric), only the arch and the regions' names.
     load_routes(program);
     load_streams(program);
+    build_ring_tables();
     link_neighbors();
     setup_tiles();
-    const PoolScope scope(&tiles_[0].pool);  // kernels' init may send
-    load_kernels(program);
+    const PoolScope scope(tiles_[0]);  // kernels' init may send
+    NamePool* const saved_names = std::exchange(name_pool, &export_names_);  // exports are interned
+    try {
+      load_kernels(program);
+    } catch (...) {
+      name_pool = saved_names;
+      throw;
+    }
+    name_pool = saved_names;
     for (auto& pe : pes_) {
       loaded_pes_ += pe != nullptr;
       if (pe && pe->has_work()) wake_at_start(*pe);
     }
   }
+
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+  // Kernels' destructors run while the tiles' arenas, which hold the kernels, still exist.
+  ~Engine() { pes_.clear(); }
 
   /// Runs until quiescent, stalled, faulted, or the epoch limit. Host code; blocks.
   RunReport run();
@@ -4551,9 +6931,8 @@ class Engine {
     for (auto& pe : pes_) {
       if (!pe || (area && !area->contains(pe->coord_))) continue;
       for (const auto& f : pe->functions_)
-        if (f.name == name) {
-          pe->pending_launches_.push_back(f.fn);
-          pe->pending_launch_names_.push_back(f.name.c_str());
+        if (std::string_view(f.name) == name) {
+          pe->pending_launches_.push_back(Pe::PendingLaunch{f.fn, f.name});
           wake_at_start(*pe);
           ++count;
         }
@@ -4561,6 +6940,20 @@ class Engine {
     if (count == 0)
       throw ProgramError("launch('" + std::string(name) + "'): no PE" + (area ? " in " + to_string(*area) : std::string()) +
                          " exports a function of that name");
+  }
+
+  /// Where the emulator's memory goes now (report.hpp). Host code, between runs.
+  EmuMemory memory() const {
+    EmuMemory m;
+    m.grid_bytes = pes_.capacity() * sizeof(pes_[0]);
+    for (const auto& pe : pes_) {
+      if (!pe) continue;
+      ++m.pes;
+      m.pe_state_bytes += pe->state_bytes();
+      m.kernel_bytes += pe->memory_used();
+    }
+    for (const auto& t : tiles_) m.ring_pool_bytes += t.pool.bytes();
+    return m;
   }
 
   /// The PE at `c`, or nullptr when it has no kernel and no route.
@@ -4619,6 +7012,7 @@ class Engine {
     std::vector<Pe*> stream_pes;            // PEs with an input stream
     std::vector<Pe*> sleepers;              // PEs that fell asleep with work (each listed once)
     RingPool pool;                          // storage for the non-empty rings this tile's thread fills
+    PeArena arena;                          // PE memory allocated by this tile's thread
     std::vector<PeFault> faults;
     bool progress = false;
     bool skipped = false;  // some PE sat out this epoch (jitter)
@@ -4653,32 +7047,18 @@ class Engine {
   }
 
   void load_routes(const Program& program) {
-    const arch::Arch& a = *arch_;
-    // Routes come sorted by (y, x, color): input/output queues are numbered in color order.
-    Pe* cur = nullptr;
-    unsigned iq_n = 0, oq_n = 0;
+    // Routes come sorted by (y, x, color), so each PE's colors_ are in color order.
     for (const RouteEntry& e : program.routes()) {
       Pe& pe = ensure_pe(e.pe);
-      if (&pe != cur) {
-        cur = &pe;
-        iq_n = oq_n = 0;
-      }
       pe.slot_of_[e.color.value] = static_cast<std::int8_t>(pe.colors_.size());
       auto& cs = pe.colors_.emplace_back();
       cs.color = e.color;
       cs.route = e.route;
-      for (auto& r : cs.in) r.set_capacity(config_.router_buffer_depth);
-      for (auto& r : cs.out) r.set_capacity(config_.router_buffer_depth);
       cs.has_iq = e.route.all_tx().has(Port::ramp);
       cs.rx = e.route.all_rx();
       cs.has_oq = cs.rx.has(Port::ramp);
       for (unsigned d = 0; d < 4; ++d)
         if (cs.rx.has(static_cast<Port>(d))) pe.rx_slots_[d] |= 1u << (pe.colors_.size() - 1);
-      if (cs.has_iq) cs.iq.set_capacity(a.input_queue_depth[std::min(iq_n++, 7u)]);
-      if (cs.has_oq) {
-        const unsigned q = std::min<unsigned>(oq_n++, a.output_queues - 1u);
-        cs.oq.set_capacity(a.output_queue_depth[q] ? a.output_queue_depth[q] : 2u);
-      }
     }
     for (const FilterEntry& f : program.filters()) {
       Pe* pe = this->pe(f.pe);
@@ -4703,6 +7083,45 @@ class Engine {
         ensure_pe(s.pe).has_out_stream_ = true;
       }
       streams_.push_back(std::move(slot));
+    }
+  }
+
+  // Gives every PE one table of the rings its routes and streams use (ColorState::rings) and
+  // sets their depths: router buffers from the config, input/output queues numbered in color
+  // order with the arch's depths.
+  void build_ring_tables() {
+    const arch::Arch& a = *arch_;
+    for (auto& pe : pes_) {
+      if (!pe || pe->colors_.empty()) continue;
+      std::size_t total = 0;
+      for (auto& cs : pe->colors_) {
+        std::uint16_t mask = 0;
+        const PortSet tx = cs.route.all_tx();
+        for (unsigned d = 0; d < 4; ++d) {
+          if (cs.rx.has(static_cast<Port>(d)) || cs.in_stream(d)) mask |= 1u << d;
+          if (tx.has(static_cast<Port>(d)) || cs.out_stream(d)) mask |= 1u << (4 + d);
+        }
+        if (cs.has_iq) mask |= 1u << 8;
+        if (cs.has_oq) mask |= 1u << 9;
+        cs.ring_mask = mask;
+        total += cs.ring_count();
+      }
+      pe->ring_table_ = std::make_unique<Ring[]>(total);
+      Ring* next = pe->ring_table_.get();
+      unsigned iq_n = 0, oq_n = 0;
+      for (auto& cs : pe->colors_) {
+        cs.rings = next;
+        next += cs.ring_count();
+        for (unsigned d = 0; d < 4; ++d) {
+          if (cs.uses_ring(d)) cs.in(d).set_capacity(config_.router_buffer_depth);
+          if (cs.uses_ring(4 + d)) cs.out(d).set_capacity(config_.router_buffer_depth);
+        }
+        if (cs.has_iq) cs.iq().set_capacity(a.input_queue_depth[std::min(iq_n++, 7u)]);
+        if (cs.has_oq) {
+          const unsigned q = std::min<unsigned>(oq_n++, a.output_queues - 1u);
+          cs.oq().set_capacity(a.output_queue_depth[q] ? a.output_queue_depth[q] : 2u);
+        }
+      }
     }
   }
 
@@ -4750,15 +7169,28 @@ class Engine {
         }
     }
     link_neighbors();  // kernels may have created PEs that had no route
+    for (auto& pe : pes_)  // tables grew one entry at a time; a full fabric has 754,000 of each
+      if (pe) {
+        pe->colors_.shrink_to_fit();
+        pe->tasks_.shrink_to_fit();
+      }
   }
 
   void wake_at_start(Pe& pe) { start_wake_.push_back(&pe); }
 
   // Points this thread's rings at `pool` for the scope's lifetime (see ring.hpp).
+  // Also points PE-memory allocations at the tile's arena (arena.hpp).
   struct PoolScope {
     RingPool* saved;
-    explicit PoolScope(RingPool* p) : saved(ring_pool) { ring_pool = p; }
-    ~PoolScope() { ring_pool = saved; }
+    PeArena* saved_arena;
+    explicit PoolScope(Tile& t) : saved(ring_pool), saved_arena(pe_arena) {
+      ring_pool = &t.pool;
+      pe_arena = &t.arena;
+    }
+    ~PoolScope() {
+      ring_pool = saved;
+      pe_arena = saved_arena;
+    }
     PoolScope(const PoolScope&) = delete;
     PoolScope& operator=(const PoolScope&) = delete;
   };
@@ -4801,15 +7233,14 @@ class Engine {
            pe.ce_free();
          ++launched) {
       pe.ctx_ = Pe::Ctx::function;
-      pe.ctx_fn_ = pe.pending_launch_names_[launched];
+      const Pe::PendingLaunch next = pe.pending_launches_[launched];
+      pe.ctx_fn_ = next.name;
       if (pe.timed_) pe.begin_timed_task();
-      pe.pending_launches_[launched](pe.kernel_, pe, Wavelet{});
+      next.fn(pe.kernel_, pe, Wavelet{});
       if (pe.timed_) pe.end_timed_task();
       ++pe.stats_.tasks_run;
     }
-    pe.pending_launches_.erase(pe.pending_launches_.begin(), pe.pending_launches_.begin() + static_cast<std::ptrdiff_t>(launched));
-    pe.pending_launch_names_.erase(pe.pending_launch_names_.begin(),
-                                   pe.pending_launch_names_.begin() + static_cast<std::ptrdiff_t>(launched));
+    pe.pending_launches_.erase_front(launched);
     return launched > 0;
   }
 
@@ -4846,9 +7277,9 @@ class Engine {
       // Off the edge into a host output stream: one wavelet per cycle.
       for (std::size_t k = 0; k < n && pe.has_out_stream_; ++k) {
         auto& cs = pe.colors_[(first + k) % n];
-        if (OutStream* os = cs.out_stream(d); os && !cs.out[d].empty()) {
-          os->data.push_back(cs.out[d].front());
-          cs.out[d].pop();
+        if (OutStream* os = cs.out_stream(d); os && !cs.out(d).empty()) {
+          os->data.push_back(cs.out(d).front());
+          cs.out(d).pop();
           progress = true;
           break;
         }
@@ -4859,7 +7290,7 @@ class Engine {
       if (stages > 0) {
         auto& last = wire[stages - 1];
         if (last.slot >= 0) {
-          Ring& to = pe.colors_[static_cast<std::size_t>(last.slot)].in[d];
+          Ring& to = pe.colors_[static_cast<std::size_t>(last.slot)].in(d);
           if (!to.full()) {
             to.push(last.w);
             last.slot = -1;
@@ -4890,7 +7321,7 @@ class Engine {
         // blocks another's on the same link (docs/semantics.md).
         unsigned on_wire = 0;
         for (unsigned j = 0; j < stages; ++j) on_wire += wire[j].slot == static_cast<std::int8_t>(slot);
-        if (cs.in[d].size() + on_wire >= cs.in[d].capacity()) continue;
+        if (cs.in(d).size() + on_wire >= cs.in(d).capacity()) continue;
         Wavelet w;
         if (InStream* is = cs.in_stream(d)) {
           if (!is->pending()) continue;
@@ -4902,15 +7333,16 @@ class Engine {
         } else {
           Pe* nb = pe.neighbor_[d];
           auto* ncs = nb ? nb->color_state(cs.color) : nullptr;
-          if (!ncs) continue;
-          Ring& from = ncs->out[static_cast<unsigned>(opposite(static_cast<Port>(d)))];
+          const unsigned toward_us = 4 + static_cast<unsigned>(opposite(static_cast<Port>(d)));
+          if (!ncs || !ncs->uses_ring(toward_us)) continue;  // the neighbour does not send us this color
+          Ring& from = ncs->ring(toward_us);
           if (from.empty()) continue;
           w = from.front();
           from.pop();
           ++pe.stats_.link_in[d];
         }
         if (stages == 0) {
-          cs.in[d].push(w);
+          cs.in(d).push(w);
         } else {
           wire[0].slot = static_cast<std::int8_t>(slot);
           wire[0].w = w;
@@ -4931,14 +7363,14 @@ class Engine {
       const PortSet rx = cs.rx;
       for (unsigned d = 0; d < 4; ++d) {
         if (OutStream* os = cs.out_stream(d)) {
-          while (!cs.out[d].empty()) {
-            os->data.push_back(cs.out[d].front());
-            cs.out[d].pop();
+          while (!cs.out(d).empty()) {
+            os->data.push_back(cs.out(d).front());
+            cs.out(d).pop();
             progress = true;
           }
         }
         if (!rx.has(static_cast<Port>(d))) continue;
-        Ring& to = cs.in[d];
+        Ring& to = cs.in(d);
         if (InStream* is = cs.in_stream(d)) {
           while (!to.full() && is->pending()) {
             to.push(is->data[is->next++]);
@@ -4953,8 +7385,9 @@ class Engine {
         Pe* n = pe.neighbor_[d];
         if (!n) continue;
         auto* ncs = n->color_state(cs.color);
-        if (!ncs) continue;
-        Ring& from = ncs->out[static_cast<unsigned>(opposite(static_cast<Port>(d)))];
+        const unsigned toward_us = 4 + static_cast<unsigned>(opposite(static_cast<Port>(d)));
+        if (!ncs || !ncs->uses_ring(toward_us)) continue;  // the neighbour does not send us this color
+        Ring& from = ncs->ring(toward_us);
         while (!to.full() && !from.empty()) {
           to.push(from.front());
           from.pop();
@@ -4997,7 +7430,7 @@ class Engine {
       bool outgoing = false;  // one scan: wake the drainers and remember for phase B
       for (auto& cs : pe->colors_)
         for (unsigned d = 0; d < 4; ++d) {
-          if (cs.out[d].empty()) continue;
+          if (!cs.uses_ring(4 + d) || cs.out(d).empty()) continue;
           outgoing = true;
           if (cs.out_stream(d)) t.wake_to[pe->tile_].push_back(pe);
           else if (Pe* n = pe->neighbor_[d]) t.wake_to[n->tile_].push_back(n);
@@ -5151,6 +7584,7 @@ class Engine {
 
   const arch::Arch* arch_;
   std::vector<std::unique_ptr<const std::string>> region_names_;  // what PEs' reports call their kernel
+  NamePool export_names_;  // the names PEs export symbols and functions under (outlives pes_)
   EmuConfig config_;
   std::uint16_t width_, height_;
   std::vector<std::unique_ptr<Pe>> pes_;
@@ -5200,7 +7634,7 @@ inline RunReport Engine::run() {
   std::uint64_t epochs = 0;
   const unsigned n = static_cast<unsigned>(tiles_.size());
   if (n == 1) {
-    const PoolScope scope(&tiles_[0].pool);
+    const PoolScope scope(tiles_[0]);
     for (;;) {
       ++epochs;
       phase_a(tiles_[0], stamp_);
@@ -5221,7 +7655,7 @@ inline RunReport Engine::run() {
     };
     std::barrier sync(static_cast<std::ptrdiff_t>(n), on_phase_done);
     auto worker = [&](unsigned ti) {
-      const PoolScope scope(&tiles_[ti].pool);
+      const PoolScope scope(tiles_[ti]);
       for (;;) {
         phase_a(tiles_[ti], stamp_);
         sync.arrive_and_wait();
@@ -5519,7 +7953,7 @@ class EmulatorDevice final : public Device {
     if (s == nullptr) {
       std::string known;
       if (p)
-        for (const auto& k : p->symbols()) known += (known.empty() ? "" : ", ") + k.name;
+        for (const auto& k : p->symbols()) known += std::string(known.empty() ? "" : ", ") + k.name;
       throw ProgramError(where + ": unknown symbol (this PE exports: " + (known.empty() ? "nothing" : known) + ")");
     }
     if (s->type != type)

@@ -59,6 +59,10 @@ struct ModelSpec {
   Positions positions = Positions::learned;
   std::uint32_t rotary_dims = 0;   ///< rotary: dimensions of each head rotated (even, <= head dim)
   RotaryStyle rotary_style = RotaryStyle::interleaved;
+  /// Rotary: the pair with index i (0 <= i < rotary_dims/2; pairs as rotary_style says) of the
+  /// token at position pos (from 0 in its sequence) is rotated by pos * base^(-2i/rotary_dims):
+  /// (a, b) -> (a cos - b sin, a sin + b cos).
+  float rotary_base = 10000.0f;
   Residual residual = Residual::sequential;
   Gelu gelu = Gelu::tanh;
   std::uint32_t local_window = 0;  ///< local layers see this many positions (itself included)
@@ -94,6 +98,7 @@ inline void validate(const ModelSpec& m) {
     if (m.rotary_dims == 0 || m.rotary_dims % 2 != 0 || m.rotary_dims > m.head_dim())
       fail("rotary_dims " + std::to_string(m.rotary_dims) + " must be even and in 2.." + std::to_string(m.head_dim()) +
            " (the head dimension)");
+    if (!(m.rotary_base > 1.0f)) fail("rotary_base must be greater than 1");
   } else if (m.rotary_dims != 0) {
     fail("rotary_dims is set but positions are learned");
   }
@@ -214,7 +219,8 @@ inline std::vector<std::string> preset_names() {
 /// Face configs): GPT-2 small 124M, GPT-Neo 125M and 1.3B (local window 256 on odd layers),
 /// GPT-J 6B (rotary 64 of 256 head dims, parallel residual, untied head with bias), GPT-NeoX
 /// 20B (rotary 24 of 96, parallel residual with two norms, exact GELU). The tiny models keep
-/// each family's structure at d_model 32, 2 blocks, 4 heads, vocab 64, context 16.
+/// each family's structure at d_model 32, 2 blocks, 4 heads, vocab 64, context 16 (tiny-j and
+/// tiny-neox rotate 4 of 8 head dims, so the two rotary styles differ).
 inline ModelSpec preset(std::string_view name) {
   using namespace detail;
   if (name == "gpt2-small") return gpt2_family("gpt2-small", 50257, 1024, 768, 12, 12);
@@ -225,7 +231,7 @@ inline ModelSpec preset(std::string_view name) {
   if (name == "tiny-gpt2") return gpt2_family("tiny-gpt2", 64, 16, 32, 2, 4);
   if (name == "tiny-neo") return neo_family("tiny-neo", 64, 16, 32, 2, 4, 4);
   if (name == "tiny-j") return j_family("tiny-j", 64, 16, 32, 2, 4, 4);
-  if (name == "tiny-neox") return neox_family("tiny-neox", 64, 16, 32, 2, 4, 2);
+  if (name == "tiny-neox") return neox_family("tiny-neox", 64, 16, 32, 2, 4, 4);
   std::string known;
   for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
   throw ModelError("unknown model preset '" + std::string(name) + "'; known presets: " + known);
@@ -234,7 +240,18 @@ inline ModelSpec preset(std::string_view name) {
 /// `m` as one JSON object (every field, enums as their names): the format the PyTorch
 /// reference script in tests/ reads.
 inline std::string to_json(const ModelSpec& m) {
-  auto q = [](std::string_view s) { return "\"" + std::string(s) + "\""; };
+  auto q = [](std::string_view s) {  // a JSON string: quotes, backslashes and controls escaped
+    std::string out = "\"";
+    for (const char c : s) {
+      if (c == '"' || c == '\\') out += '\\', out += c;
+      else if (static_cast<unsigned char>(c) < 0x20) {
+        char u[8];
+        std::snprintf(u, sizeof u, "\\u%04x", static_cast<unsigned>(c));
+        out += u;
+      } else out += c;
+    }
+    return out + "\"";
+  };
   auto b = [](bool v) { return std::string(v ? "true" : "false"); };
   auto u = [](std::uint32_t v) { return std::to_string(v); };
   const char* pos = m.positions == Positions::learned ? "learned" : "rotary";
@@ -242,16 +259,19 @@ inline std::string to_json(const ModelSpec& m) {
   const char* res = m.residual == Residual::sequential ? "sequential" : m.residual == Residual::parallel ? "parallel" : "parallel_shared";
   const char* gelu = m.gelu == Gelu::tanh ? "tanh" : "erf";
   const char* local = m.local_layers == LocalLayers::none ? "none" : m.local_layers == LocalLayers::odd ? "odd" : "all";
-  char eps[32];
-  std::snprintf(eps, sizeof eps, "%.9g", static_cast<double>(m.layer_norm_eps));
+  auto f = [](float v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(v));
+    return std::string(buf);
+  };
   return "{\"name\": " + q(m.name) + ", \"vocab\": " + u(m.vocab) + ", \"context\": " + u(m.context) +
          ", \"d_model\": " + u(m.d_model) + ", \"layers\": " + u(m.layers) + ", \"heads\": " + u(m.heads) +
          ", \"d_ff\": " + u(m.d_ff) + ", \"positions\": " + q(pos) + ", \"rotary_dims\": " + u(m.rotary_dims) +
-         ", \"rotary_style\": " + q(style) + ", \"residual\": " + q(res) + ", \"gelu\": " + q(gelu) +
+         ", \"rotary_style\": " + q(style) + ", \"rotary_base\": " + f(m.rotary_base) + ", \"residual\": " + q(res) + ", \"gelu\": " + q(gelu) +
          ", \"local_window\": " + u(m.local_window) + ", \"local_layers\": " + q(local) +
          ", \"scale_attention\": " + b(m.scale_attention) + ", \"qkv_bias\": " + b(m.qkv_bias) +
          ", \"attn_out_bias\": " + b(m.attn_out_bias) + ", \"mlp_bias\": " + b(m.mlp_bias) +
-         ", \"tied_head\": " + b(m.tied_head) + ", \"head_bias\": " + b(m.head_bias) + ", \"layer_norm_eps\": " + eps + "}";
+         ", \"tied_head\": " + b(m.tied_head) + ", \"head_bias\": " + b(m.head_bias) + ", \"layer_norm_eps\": " + f(m.layer_norm_eps) + "}";
 }
 
 }  // namespace wse::stream

@@ -22,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "../program/program.hpp"
@@ -80,15 +81,28 @@ class Engine {
     // hundreds of MB on a full fabric), only the arch and the regions' names.
     load_routes(program);
     load_streams(program);
+    build_ring_tables();
     link_neighbors();
     setup_tiles();
-    const PoolScope scope(&tiles_[0].pool);  // kernels' init may send
-    load_kernels(program);
+    const PoolScope scope(tiles_[0]);  // kernels' init may send
+    NamePool* const saved_names = std::exchange(name_pool, &export_names_);  // exports are interned
+    try {
+      load_kernels(program);
+    } catch (...) {
+      name_pool = saved_names;
+      throw;
+    }
+    name_pool = saved_names;
     for (auto& pe : pes_) {
       loaded_pes_ += pe != nullptr;
       if (pe && pe->has_work()) wake_at_start(*pe);
     }
   }
+
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+  // Kernels' destructors run while the tiles' arenas, which hold the kernels, still exist.
+  ~Engine() { pes_.clear(); }
 
   /// Runs until quiescent, stalled, faulted, or the epoch limit. Host code; blocks.
   RunReport run();
@@ -100,9 +114,8 @@ class Engine {
     for (auto& pe : pes_) {
       if (!pe || (area && !area->contains(pe->coord_))) continue;
       for (const auto& f : pe->functions_)
-        if (f.name == name) {
-          pe->pending_launches_.push_back(f.fn);
-          pe->pending_launch_names_.push_back(f.name.c_str());
+        if (std::string_view(f.name) == name) {
+          pe->pending_launches_.push_back(Pe::PendingLaunch{f.fn, f.name});
           wake_at_start(*pe);
           ++count;
         }
@@ -110,6 +123,20 @@ class Engine {
     if (count == 0)
       throw ProgramError("launch('" + std::string(name) + "'): no PE" + (area ? " in " + to_string(*area) : std::string()) +
                          " exports a function of that name");
+  }
+
+  /// Where the emulator's memory goes now (report.hpp). Host code, between runs.
+  EmuMemory memory() const {
+    EmuMemory m;
+    m.grid_bytes = pes_.capacity() * sizeof(pes_[0]);
+    for (const auto& pe : pes_) {
+      if (!pe) continue;
+      ++m.pes;
+      m.pe_state_bytes += pe->state_bytes();
+      m.kernel_bytes += pe->memory_used();
+    }
+    for (const auto& t : tiles_) m.ring_pool_bytes += t.pool.bytes();
+    return m;
   }
 
   /// The PE at `c`, or nullptr when it has no kernel and no route.
@@ -168,6 +195,7 @@ class Engine {
     std::vector<Pe*> stream_pes;            // PEs with an input stream
     std::vector<Pe*> sleepers;              // PEs that fell asleep with work (each listed once)
     RingPool pool;                          // storage for the non-empty rings this tile's thread fills
+    PeArena arena;                          // PE memory allocated by this tile's thread
     std::vector<PeFault> faults;
     bool progress = false;
     bool skipped = false;  // some PE sat out this epoch (jitter)
@@ -202,32 +230,18 @@ class Engine {
   }
 
   void load_routes(const Program& program) {
-    const arch::Arch& a = *arch_;
-    // Routes come sorted by (y, x, color): input/output queues are numbered in color order.
-    Pe* cur = nullptr;
-    unsigned iq_n = 0, oq_n = 0;
+    // Routes come sorted by (y, x, color), so each PE's colors_ are in color order.
     for (const RouteEntry& e : program.routes()) {
       Pe& pe = ensure_pe(e.pe);
-      if (&pe != cur) {
-        cur = &pe;
-        iq_n = oq_n = 0;
-      }
       pe.slot_of_[e.color.value] = static_cast<std::int8_t>(pe.colors_.size());
       auto& cs = pe.colors_.emplace_back();
       cs.color = e.color;
       cs.route = e.route;
-      for (auto& r : cs.in) r.set_capacity(config_.router_buffer_depth);
-      for (auto& r : cs.out) r.set_capacity(config_.router_buffer_depth);
       cs.has_iq = e.route.all_tx().has(Port::ramp);
       cs.rx = e.route.all_rx();
       cs.has_oq = cs.rx.has(Port::ramp);
       for (unsigned d = 0; d < 4; ++d)
         if (cs.rx.has(static_cast<Port>(d))) pe.rx_slots_[d] |= 1u << (pe.colors_.size() - 1);
-      if (cs.has_iq) cs.iq.set_capacity(a.input_queue_depth[std::min(iq_n++, 7u)]);
-      if (cs.has_oq) {
-        const unsigned q = std::min<unsigned>(oq_n++, a.output_queues - 1u);
-        cs.oq.set_capacity(a.output_queue_depth[q] ? a.output_queue_depth[q] : 2u);
-      }
     }
     for (const FilterEntry& f : program.filters()) {
       Pe* pe = this->pe(f.pe);
@@ -252,6 +266,45 @@ class Engine {
         ensure_pe(s.pe).has_out_stream_ = true;
       }
       streams_.push_back(std::move(slot));
+    }
+  }
+
+  // Gives every PE one table of the rings its routes and streams use (ColorState::rings) and
+  // sets their depths: router buffers from the config, input/output queues numbered in color
+  // order with the arch's depths.
+  void build_ring_tables() {
+    const arch::Arch& a = *arch_;
+    for (auto& pe : pes_) {
+      if (!pe || pe->colors_.empty()) continue;
+      std::size_t total = 0;
+      for (auto& cs : pe->colors_) {
+        std::uint16_t mask = 0;
+        const PortSet tx = cs.route.all_tx();
+        for (unsigned d = 0; d < 4; ++d) {
+          if (cs.rx.has(static_cast<Port>(d)) || cs.in_stream(d)) mask |= 1u << d;
+          if (tx.has(static_cast<Port>(d)) || cs.out_stream(d)) mask |= 1u << (4 + d);
+        }
+        if (cs.has_iq) mask |= 1u << 8;
+        if (cs.has_oq) mask |= 1u << 9;
+        cs.ring_mask = mask;
+        total += cs.ring_count();
+      }
+      pe->ring_table_ = std::make_unique<Ring[]>(total);
+      Ring* next = pe->ring_table_.get();
+      unsigned iq_n = 0, oq_n = 0;
+      for (auto& cs : pe->colors_) {
+        cs.rings = next;
+        next += cs.ring_count();
+        for (unsigned d = 0; d < 4; ++d) {
+          if (cs.uses_ring(d)) cs.in(d).set_capacity(config_.router_buffer_depth);
+          if (cs.uses_ring(4 + d)) cs.out(d).set_capacity(config_.router_buffer_depth);
+        }
+        if (cs.has_iq) cs.iq().set_capacity(a.input_queue_depth[std::min(iq_n++, 7u)]);
+        if (cs.has_oq) {
+          const unsigned q = std::min<unsigned>(oq_n++, a.output_queues - 1u);
+          cs.oq().set_capacity(a.output_queue_depth[q] ? a.output_queue_depth[q] : 2u);
+        }
+      }
     }
   }
 
@@ -299,15 +352,28 @@ class Engine {
         }
     }
     link_neighbors();  // kernels may have created PEs that had no route
+    for (auto& pe : pes_)  // tables grew one entry at a time; a full fabric has 754,000 of each
+      if (pe) {
+        pe->colors_.shrink_to_fit();
+        pe->tasks_.shrink_to_fit();
+      }
   }
 
   void wake_at_start(Pe& pe) { start_wake_.push_back(&pe); }
 
   // Points this thread's rings at `pool` for the scope's lifetime (see ring.hpp).
+  // Also points PE-memory allocations at the tile's arena (arena.hpp).
   struct PoolScope {
     RingPool* saved;
-    explicit PoolScope(RingPool* p) : saved(ring_pool) { ring_pool = p; }
-    ~PoolScope() { ring_pool = saved; }
+    PeArena* saved_arena;
+    explicit PoolScope(Tile& t) : saved(ring_pool), saved_arena(pe_arena) {
+      ring_pool = &t.pool;
+      pe_arena = &t.arena;
+    }
+    ~PoolScope() {
+      ring_pool = saved;
+      pe_arena = saved_arena;
+    }
     PoolScope(const PoolScope&) = delete;
     PoolScope& operator=(const PoolScope&) = delete;
   };
@@ -350,15 +416,14 @@ class Engine {
            pe.ce_free();
          ++launched) {
       pe.ctx_ = Pe::Ctx::function;
-      pe.ctx_fn_ = pe.pending_launch_names_[launched];
+      const Pe::PendingLaunch next = pe.pending_launches_[launched];
+      pe.ctx_fn_ = next.name;
       if (pe.timed_) pe.begin_timed_task();
-      pe.pending_launches_[launched](pe.kernel_, pe, Wavelet{});
+      next.fn(pe.kernel_, pe, Wavelet{});
       if (pe.timed_) pe.end_timed_task();
       ++pe.stats_.tasks_run;
     }
-    pe.pending_launches_.erase(pe.pending_launches_.begin(), pe.pending_launches_.begin() + static_cast<std::ptrdiff_t>(launched));
-    pe.pending_launch_names_.erase(pe.pending_launch_names_.begin(),
-                                   pe.pending_launch_names_.begin() + static_cast<std::ptrdiff_t>(launched));
+    pe.pending_launches_.erase_front(launched);
     return launched > 0;
   }
 
@@ -395,9 +460,9 @@ class Engine {
       // Off the edge into a host output stream: one wavelet per cycle.
       for (std::size_t k = 0; k < n && pe.has_out_stream_; ++k) {
         auto& cs = pe.colors_[(first + k) % n];
-        if (OutStream* os = cs.out_stream(d); os && !cs.out[d].empty()) {
-          os->data.push_back(cs.out[d].front());
-          cs.out[d].pop();
+        if (OutStream* os = cs.out_stream(d); os && !cs.out(d).empty()) {
+          os->data.push_back(cs.out(d).front());
+          cs.out(d).pop();
           progress = true;
           break;
         }
@@ -408,7 +473,7 @@ class Engine {
       if (stages > 0) {
         auto& last = wire[stages - 1];
         if (last.slot >= 0) {
-          Ring& to = pe.colors_[static_cast<std::size_t>(last.slot)].in[d];
+          Ring& to = pe.colors_[static_cast<std::size_t>(last.slot)].in(d);
           if (!to.full()) {
             to.push(last.w);
             last.slot = -1;
@@ -439,7 +504,7 @@ class Engine {
         // blocks another's on the same link (docs/semantics.md).
         unsigned on_wire = 0;
         for (unsigned j = 0; j < stages; ++j) on_wire += wire[j].slot == static_cast<std::int8_t>(slot);
-        if (cs.in[d].size() + on_wire >= cs.in[d].capacity()) continue;
+        if (cs.in(d).size() + on_wire >= cs.in(d).capacity()) continue;
         Wavelet w;
         if (InStream* is = cs.in_stream(d)) {
           if (!is->pending()) continue;
@@ -451,15 +516,16 @@ class Engine {
         } else {
           Pe* nb = pe.neighbor_[d];
           auto* ncs = nb ? nb->color_state(cs.color) : nullptr;
-          if (!ncs) continue;
-          Ring& from = ncs->out[static_cast<unsigned>(opposite(static_cast<Port>(d)))];
+          const unsigned toward_us = 4 + static_cast<unsigned>(opposite(static_cast<Port>(d)));
+          if (!ncs || !ncs->uses_ring(toward_us)) continue;  // the neighbour does not send us this color
+          Ring& from = ncs->ring(toward_us);
           if (from.empty()) continue;
           w = from.front();
           from.pop();
           ++pe.stats_.link_in[d];
         }
         if (stages == 0) {
-          cs.in[d].push(w);
+          cs.in(d).push(w);
         } else {
           wire[0].slot = static_cast<std::int8_t>(slot);
           wire[0].w = w;
@@ -480,14 +546,14 @@ class Engine {
       const PortSet rx = cs.rx;
       for (unsigned d = 0; d < 4; ++d) {
         if (OutStream* os = cs.out_stream(d)) {
-          while (!cs.out[d].empty()) {
-            os->data.push_back(cs.out[d].front());
-            cs.out[d].pop();
+          while (!cs.out(d).empty()) {
+            os->data.push_back(cs.out(d).front());
+            cs.out(d).pop();
             progress = true;
           }
         }
         if (!rx.has(static_cast<Port>(d))) continue;
-        Ring& to = cs.in[d];
+        Ring& to = cs.in(d);
         if (InStream* is = cs.in_stream(d)) {
           while (!to.full() && is->pending()) {
             to.push(is->data[is->next++]);
@@ -502,8 +568,9 @@ class Engine {
         Pe* n = pe.neighbor_[d];
         if (!n) continue;
         auto* ncs = n->color_state(cs.color);
-        if (!ncs) continue;
-        Ring& from = ncs->out[static_cast<unsigned>(opposite(static_cast<Port>(d)))];
+        const unsigned toward_us = 4 + static_cast<unsigned>(opposite(static_cast<Port>(d)));
+        if (!ncs || !ncs->uses_ring(toward_us)) continue;  // the neighbour does not send us this color
+        Ring& from = ncs->ring(toward_us);
         while (!to.full() && !from.empty()) {
           to.push(from.front());
           from.pop();
@@ -546,7 +613,7 @@ class Engine {
       bool outgoing = false;  // one scan: wake the drainers and remember for phase B
       for (auto& cs : pe->colors_)
         for (unsigned d = 0; d < 4; ++d) {
-          if (cs.out[d].empty()) continue;
+          if (!cs.uses_ring(4 + d) || cs.out(d).empty()) continue;
           outgoing = true;
           if (cs.out_stream(d)) t.wake_to[pe->tile_].push_back(pe);
           else if (Pe* n = pe->neighbor_[d]) t.wake_to[n->tile_].push_back(n);
@@ -700,6 +767,7 @@ class Engine {
 
   const arch::Arch* arch_;
   std::vector<std::unique_ptr<const std::string>> region_names_;  // what PEs' reports call their kernel
+  NamePool export_names_;  // the names PEs export symbols and functions under (outlives pes_)
   EmuConfig config_;
   std::uint16_t width_, height_;
   std::vector<std::unique_ptr<Pe>> pes_;
@@ -749,7 +817,7 @@ inline RunReport Engine::run() {
   std::uint64_t epochs = 0;
   const unsigned n = static_cast<unsigned>(tiles_.size());
   if (n == 1) {
-    const PoolScope scope(&tiles_[0].pool);
+    const PoolScope scope(tiles_[0]);
     for (;;) {
       ++epochs;
       phase_a(tiles_[0], stamp_);
@@ -770,7 +838,7 @@ inline RunReport Engine::run() {
     };
     std::barrier sync(static_cast<std::ptrdiff_t>(n), on_phase_done);
     auto worker = [&](unsigned ti) {
-      const PoolScope scope(&tiles_[ti].pool);
+      const PoolScope scope(tiles_[ti]);
       for (;;) {
         phase_a(tiles_[ti], stamp_);
         sync.arrive_and_wait();

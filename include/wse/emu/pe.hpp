@@ -15,9 +15,12 @@
 #include <vector>
 
 #include "../arch/arch.hpp"
+#include "../core/assert.hpp"
 #include "../fabric/route.hpp"
 #include "../pe/backend.hpp"
 #include "../program/program.hpp"
+#include "arena.hpp"
+#include "compact_vector.hpp"
 #include "dsd_exec.hpp"
 #include "report.hpp"
 #include "ring.hpp"
@@ -38,9 +41,26 @@ struct OutStream {
   std::vector<Wavelet> data;
 };
 
+/// Names of exported symbols and functions, stored once per engine however many PEs export
+/// them (a full fabric has ~754,000 PEs exporting the same few names). The engine points
+/// `name_pool` at its pool while kernels run init.
+class NamePool {
+ public:
+  const char* intern(std::string_view name) {
+    for (const auto& n : names_)
+      if (*n == name) return n->c_str();
+    names_.push_back(std::make_unique<const std::string>(name));
+    return names_.back()->c_str();
+  }
+
+ private:
+  std::vector<std::unique_ptr<const std::string>> names_;  // a program exports a handful
+};
+inline thread_local NamePool* name_pool = nullptr;
+
 /// An exported symbol of a PE: a typed array the host may copy into and out of.
 struct Symbol {
-  std::string name;
+  const char* name = "";  ///< interned by the engine: valid while the engine lives
   ElemType type = ElemType::f32;
   void* data = nullptr;
   std::uint32_t count = 0;
@@ -59,7 +79,6 @@ class Pe {
   Pe& operator=(const Pe&) = delete;
   ~Pe() {
     if (kernel_ && kernel_destroy_) kernel_destroy_(kernel_);
-    for (auto& a : allocations_) ::operator delete(a.ptr, std::align_val_t{a.align});
   }
 
   // ---- Backend operations (kernel code) ------------------------------------------------
@@ -101,14 +120,14 @@ class Pe {
       task_clock_ += arch_->cycles.send;
     }
     // A send also waits behind async ops still writing this color, so it never overtakes them.
-    if (ready <= now_ && stalled_sends_.empty() && !s->oq.full() && !fabout_busy(c.value)) {
-      s->oq.push(w);
+    if (ready <= now_ && stalled_sends_.empty() && !s->oq().full() && !fabout_busy(c.value)) {
+      s->oq().push(w);
       ++stats_.sent;
       return;
     }
     if (stalled_sends_.size() - stalled_head_ >= send_stall_limit_)
       return fault_at("send", "queue overflow: the output queue of color " + std::to_string(c.value) + " is full (depth " +
-                                  std::to_string(s->oq.capacity()) + ") and " + std::to_string(send_stall_limit_) +
+                                  std::to_string(s->oq().capacity()) + ") and " + std::to_string(send_stall_limit_) +
                                   " more wavelets wait behind it; stream large data with an async mov to a fabout DSD");
     stalled_sends_.push_back(StalledSend{c.value, w, ready});
   }
@@ -143,17 +162,21 @@ class Pe {
   }
   /// Exports `n` elements at `p` under `name` for host copies. PE code (init).
   void export_symbol(const char* name, ElemType t, void* p, std::uint32_t n) {
-    if (fault_) return;
+    const char* interned = export_name("export_symbol", name);
+    if (interned == nullptr) return;
     for (const auto& s : symbols_)
-      if (s.name == name) return fault_at("export_symbol", "symbol '" + std::string(name) + "' is exported twice");
-    symbols_.push_back(Symbol{name, t, p, n});
+      if (s.name == interned) return fault_at("export_symbol", "symbol '" + std::string(name) + "' is exported twice");
+    symbols_.push_back(Symbol{interned, t, p, n});
+    symbols_.shrink_to_fit();  // exports are few and fixed after init
   }
   /// Exports a launchable function under `name`. PE code (init).
   void export_function(const char* name, TaskFn<Pe> fn) {
-    if (fault_) return;
+    const char* interned = export_name("export_function", name);
+    if (interned == nullptr) return;
     for (const auto& f : functions_)
-      if (f.name == name) return fault_at("export_function", "function '" + std::string(name) + "' is exported twice");
-    functions_.push_back(Function{name, fn});
+      if (f.name == interned) return fault_at("export_function", "function '" + std::string(name) + "' is exported twice");
+    functions_.push_back(Function{interned, fn});
+    functions_.shrink_to_fit();
   }
   /// This PE's position on the grid. PE code.
   Coord coord() const { return coord_; }
@@ -169,21 +192,32 @@ class Pe {
   /// The exported symbol `name`, or nullptr.
   const Symbol* find_symbol(std::string_view name) const {
     for (const auto& s : symbols_)
-      if (s.name == name) return &s;
+      if (std::string_view(s.name) == name) return &s;
     return nullptr;
   }
-  const std::vector<Symbol>& symbols() const { return symbols_; }
+  const CompactVector<Symbol>& symbols() const { return symbols_; }
   bool exports_function(std::string_view name) const {
     for (const auto& f : functions_)
-      if (f.name == name) return true;
+      if (std::string_view(f.name) == name) return true;
     return false;
+  }
+  /// Bytes of emulator state this PE holds beyond its kernel's memory (EmuMemory): the PE
+  /// object, its colors and rings, task slots, export tables and any pending work.
+  std::size_t state_bytes() const {
+    std::size_t n = sizeof(Pe) + colors_.capacity() * sizeof(ColorState) + tasks_.capacity() * sizeof(TaskSlot);
+    for (const auto& cs : colors_) n += cs.ring_count() * sizeof(Ring) + (cs.streams ? sizeof(ColorState::StreamEnds) : 0);
+    n += symbols_.capacity() * sizeof(Symbol) + functions_.capacity() * sizeof(Function);
+    n += async_.capacity() * sizeof(AsyncOp) + stalled_sends_.capacity() * sizeof(StalledSend) +
+         pending_launches_.capacity() * sizeof(PendingLaunch);
+    if (wire_) n += sizeof(*wire_);
+    if (fault_) n += sizeof(PeFault);
+    return n;
   }
   /// Queues and link buffers of this PE holding storage (ring.hpp); 0 once the PE is idle.
   unsigned rings_with_storage() const {
     unsigned n = 0;
     for (const auto& cs : colors_) {
-      for (unsigned d = 0; d < 4; ++d) n += cs.in[d].holds_storage() + cs.out[d].holds_storage();
-      n += cs.iq.holds_storage() + cs.oq.holds_storage();
+      for (unsigned k = 0; k < cs.ring_count(); ++k) n += cs.rings[k].holds_storage();
     }
     return n;
   }
@@ -200,7 +234,8 @@ class Pe {
   struct TaskSlot {
     TaskFn<Pe> fn = nullptr;
     TaskKind kind = TaskKind::none;
-    Wavelet last{};  // last control wavelet, handed to control tasks
+    bool last_control = false;  // last control wavelet, handed to control tasks (16-byte slot)
+    std::uint32_t last = 0;
   };
   // The bound tasks only, in id order (a PE binds a handful of its 64 ids): 8 + 24 bytes
   // plus one slot per bound task instead of a 64-slot table.
@@ -217,6 +252,9 @@ class Pe {
       return *slots_.insert(at, TaskSlot{});
     }
 
+    void shrink_to_fit() { slots_.shrink_to_fit(); }
+    std::size_t capacity() const { return slots_.capacity(); }
+
    private:
     unsigned rank(unsigned t) const { return static_cast<unsigned>(std::popcount(bound_ & ((1ull << t) - 1u))); }
     std::uint64_t bound_ = 0;
@@ -230,7 +268,30 @@ class Pe {
     RangeFilter filter{};
     PortSet rx{};  // ports any switch position receives from (route.all_rx(), cached)
     bool has_iq = false, has_oq = false;
-    Ring in[4], out[4], iq, oq;
+    // The queues and link buffers this color's route uses at this PE, packed: bit k of
+    // ring_mask says ring k exists (0-3 in[N,E,S,W], 4-7 out[N,E,S,W], 8 iq, 9 oq) and
+    // rings[popcount of the lower bits] is it. A route touches 2-4 of the 10, so an idle
+    // color costs 40 bytes plus 8 per ring it uses instead of 80 + 40 (docs/performance.md).
+    std::uint16_t ring_mask = 0;
+    Ring* rings = nullptr;  // in the PE's ring table (Pe::ring_table_)
+    Ring& in(unsigned d) { return ring(d); }
+    Ring& out(unsigned d) { return ring(4 + d); }
+    Ring& iq() { return ring(8); }
+    Ring& oq() { return ring(9); }
+    const Ring& in(unsigned d) const { return ring(d); }
+    const Ring& out(unsigned d) const { return ring(4 + d); }
+    const Ring& iq() const { return ring(8); }
+    const Ring& oq() const { return ring(9); }
+    bool uses_ring(unsigned k) const { return ((ring_mask >> k) & 1u) != 0; }
+    unsigned ring_count() const { return static_cast<unsigned>(std::popcount(ring_mask)); }
+    Ring& ring(unsigned k) {
+      WSE_ASSERT(uses_ring(k), "emulator: a route touched a queue or link buffer it does not use");
+      return rings[std::popcount(static_cast<unsigned>(ring_mask & ((1u << k) - 1u)))];
+    }
+    const Ring& ring(unsigned k) const {
+      static const Ring unused{};  // empty, room for one: never pushed
+      return uses_ring(k) ? rings[std::popcount(static_cast<unsigned>(ring_mask & ((1u << k) - 1u)))] : unused;
+    }
     // Host streams at the fabric edge, per direction; only edge PEs with streams have them.
     struct StreamEnds {
       InStream* in[4] = {};
@@ -270,12 +331,12 @@ class Pe {
   };
   static constexpr unsigned max_wire_stages = 3;  // hop latency up to 4 cycles
   struct Function {
-    std::string name;
+    const char* name;  // interned by the engine (NamePool)
     TaskFn<Pe> fn;
   };
-  struct Allocation {
-    void* ptr;
-    std::size_t align;
+  struct PendingLaunch {
+    TaskFn<Pe> fn;
+    const char* name;
   };
   // What is running now, for fault reports.
   enum class Ctx : std::uint8_t { init, task, function, async, router };
@@ -286,6 +347,15 @@ class Pe {
     if (t.value < max_task_ids) return true;
     fault_at(op, "task id " + std::to_string(t.value) + " is out of range (0..63)");
     return false;
+  }
+  // The interned copy of an export's name, or nullptr after a fault (exports happen in init).
+  const char* export_name(const char* op, const char* name) {
+    if (fault_) return nullptr;
+    if (ctx_ != Ctx::init || name_pool == nullptr) {
+      fault_at(op, std::string("'") + name + "' is exported outside init; exports are made while the kernel loads");
+      return nullptr;
+    }
+    return name_pool->intern(name);
   }
   ColorState* color_state(Color c) {
     return c.value < max_colors && slot_of_[c.value] >= 0 ? &colors_[slot_of_[c.value]] : nullptr;
@@ -320,9 +390,7 @@ class Pe {
                        " requested > " + std::to_string(arch_->pe_memory_bytes) + " available on " + arch_->name);
       return nullptr;
     }
-    void* p = ::operator new(bytes ? bytes : 1, std::align_val_t{align});
-    std::memset(p, 0, bytes ? bytes : 1);
-    allocations_.push_back(Allocation{p, align});
+    void* p = pe_arena->allocate(bytes, align);  // zeroed; lives as long as the engine
     memory_used_ += rounded;
     return p;
   }
@@ -349,15 +417,11 @@ class Pe {
   // Gives the blocks of empty rings back to this thread's pool (ring.hpp) and frees an empty
   // async-op list (368 bytes per op slot); phase A calls it when the PE stops being visited.
   void trim_idle_storage() {
-    if (async_.empty() && async_.capacity() != 0) std::vector<AsyncOp>().swap(async_);
-    for (auto& cs : colors_) {
-      for (unsigned d = 0; d < 4; ++d) {
-        cs.in[d].trim();
-        cs.out[d].trim();
-      }
-      cs.iq.trim();
-      cs.oq.trim();
-    }
+    async_.release_if_empty();
+    stalled_sends_.release_if_empty();
+    pending_launches_.release_if_empty();
+    for (auto& cs : colors_)
+      for (unsigned k = 0; k < cs.ring_count(); ++k) cs.rings[k].trim();
   }
   bool wire_busy() const {
     if (!wire_) return false;
@@ -387,25 +451,25 @@ class Pe {
   void* kernel_ = nullptr;
   void (*kernel_destroy_)(void*) = nullptr;
   std::uint32_t memory_used_ = 0;
-  std::vector<Allocation> allocations_;
 
   TaskTable tasks_;
   std::uint64_t active_ = 0, blocked_ = 0, data_bound_ = 0;
 
   std::array<std::int8_t, max_colors> slot_of_{};
   std::vector<ColorState> colors_;
+  std::unique_ptr<Ring[]> ring_table_;  // every color's rings, packed (ColorState::rings)
   Pe* neighbor_[4] = {};  // N, E, S, W; nullptr off the grid or where no PE state exists
   std::uint32_t rx_slots_[4] = {};  // bit i: colors_[i] receives from that direction
   bool has_out_stream_ = false;     // some color leaves the grid into a host output stream
 
-  std::vector<AsyncOp> async_;
-  std::vector<StalledSend> stalled_sends_;  // sends waiting for output-queue space, in order
-  std::size_t stalled_head_ = 0;
-  std::size_t send_stall_limit_ = 1u << 20;
-  std::vector<Function> functions_;
-  std::vector<TaskFn<Pe>> pending_launches_;
-  std::vector<const char*> pending_launch_names_;
-  std::vector<Symbol> symbols_;
+  // Lists most PEs leave empty: 8 bytes each until used (compact_vector.hpp).
+  CompactVector<AsyncOp> async_;
+  CompactVector<StalledSend> stalled_sends_;  // sends waiting for output-queue space, in order
+  std::uint32_t stalled_head_ = 0;
+  std::uint32_t send_stall_limit_ = 1u << 20;
+  CompactVector<Function> functions_;
+  CompactVector<PendingLaunch> pending_launches_;  // launched functions, in launch order
+  CompactVector<Symbol> symbols_;
 
   Ctx ctx_ = Ctx::init;
   std::uint8_t ctx_id_ = 0;

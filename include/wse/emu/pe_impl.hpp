@@ -156,8 +156,8 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
   while (a.next < a.length) {
     bool ready = true;
     for (int k = 0; k < nsrc && ready; ++k)
-      if (in_cs[k] && in_cs[k]->iq.empty()) ready = false;
-    if (ready && out_cs && out_cs->oq.full()) {
+      if (in_cs[k] && in_cs[k]->iq().empty()) ready = false;
+    if (ready && out_cs && out_cs->oq().full()) {
       stalled_now_ = true;  // back-pressure: the op waits for output-queue space
       ready = false;
     }
@@ -168,8 +168,8 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
       if (s.kind == OperandKind::scalar) {
         v[k] = s.scalar_bits;
       } else if (s.kind == OperandKind::fabin) {
-        const Wavelet w = in_cs[k]->iq.front();
-        in_cs[k]->iq.pop();
+        const Wavelet w = in_cs[k]->iq().front();
+        in_cs[k]->iq().pop();
         ++stats_.received;
         v[k] = elem_size(s.type) == 2 ? (w.data & 0xffffu) : w.data;
       } else {
@@ -183,7 +183,7 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
       if (elem_size(ins.dst.type) == 2) {
         bits = (r & 0xffffu) | (ins.dst.indexed ? static_cast<std::uint32_t>(static_cast<std::uint16_t>(ins.dst.index_base + a.next)) << 16 : 0u);
       }
-      out_cs->oq.push(Wavelet{bits, ins.dst.control});
+      out_cs->oq().push(Wavelet{bits, ins.dst.control});
       ++stats_.sent;
     } else {
       detail::store(ins.dst, a.next, r);
@@ -222,7 +222,7 @@ inline bool Pe::advance_async() {
     if (done.action == Completion::Action::activate) activate(done.task);
     if (done.action == Completion::Action::unblock) unblock(done.task);
   }
-  async_.resize(keep);
+  async_.resize_down(keep);
   return progress;
 }
 
@@ -240,11 +240,11 @@ inline bool Pe::drain_stalled_sends() {
     const StalledSend& s = stalled_sends_[stalled_head_];
     ColorState& cs = *color_state(Color{s.color});
     if (s.ready > now_) break;  // timed mode: the task has not reached this send yet
-    if (cs.oq.full() || fabout_busy(s.color)) {
+    if (cs.oq().full() || fabout_busy(s.color)) {
       stalled_now_ = true;
       break;
     }
-    cs.oq.push(s.w);
+    cs.oq().push(s.w);
     ++stats_.sent;
     ++stalled_head_;
     progress = true;
@@ -261,7 +261,7 @@ inline bool Pe::run_tasks(unsigned max_runs) {
   for (unsigned runs = 0; runs < max_runs && !fault_ && stalled_sends_.empty() && ce_free(); ++runs) {
     std::uint64_t ready = 0;
     for (const auto& cs : colors_)
-      if (cs.has_iq && !cs.iq.empty()) ready |= 1ull << cs.color.value;
+      if (cs.has_iq && !cs.iq().empty()) ready |= 1ull << cs.color.value;
     const std::uint64_t runnable =
         ((active_ | (data_bound_ & ready & ~fabin_busy_mask())) & ~blocked_);
     if (runnable == 0) break;
@@ -273,13 +273,13 @@ inline bool Pe::run_tasks(unsigned max_runs) {
     if (timed_) begin_timed_task();
     if (slot.kind == TaskKind::data && (data_bound_ >> t & 1u) && !(active_ >> t & 1u)) {
       ColorState& cs = *color_state(Color{static_cast<std::uint8_t>(t)});
-      const Wavelet w = cs.iq.front();
-      cs.iq.pop();
+      const Wavelet w = cs.iq().front();
+      cs.iq().pop();
       ++stats_.received;
       slot.fn(kernel_, *this, w);
     } else {
       active_ &= ~(1ull << t);
-      slot.fn(kernel_, *this, slot.last);
+      slot.fn(kernel_, *this, Wavelet{slot.last, slot.last_control});
     }
     if (timed_) end_timed_task();
     ++stats_.tasks_run;
@@ -296,7 +296,9 @@ inline bool Pe::deliver_control(Wavelet w) {
     fault_at("control wavelet", "asks to activate task " + std::to_string(p.task.value) + ", which is not a bound control task");
     return false;
   }
-  tasks_.bound(p.task.value).last = w;
+  TaskSlot& slot = tasks_.bound(p.task.value);
+  slot.last = w.data;
+  slot.last_control = w.control;
   active_ |= bit(p.task);
   return true;
 }
@@ -308,23 +310,23 @@ inline bool Pe::route_step() {
       const RoutePosition& p = cs.route.positions[cs.pos];
       if (p.rx.empty()) break;
       const Port src = static_cast<Port>(std::countr_zero(static_cast<unsigned>(p.rx.bits)));
-      Ring& from = src == Port::ramp ? cs.oq : cs.in[static_cast<unsigned>(src)];
+      Ring& from = src == Port::ramp ? cs.oq() : cs.in(static_cast<unsigned>(src));
       if (from.empty()) break;
       const Wavelet w = from.front();
       const bool to_ramp = p.tx.has(Port::ramp);
       const bool deliver = to_ramp && !w.control && (!cs.filtered || cs.filter.passes(w.index()));
-      bool room = !(deliver && cs.iq.full());
+      bool room = !(deliver && cs.iq().full());
       for (unsigned d = 0; d < 4 && room; ++d)
-        if (p.tx.has(static_cast<Port>(d)) && cs.out[d].full()) room = false;
+        if (p.tx.has(static_cast<Port>(d)) && cs.out(d).full()) room = false;
       if (!room) break;  // back-pressure: the wavelet waits where it is
       from.pop();
       for (unsigned d = 0; d < 4; ++d)
         if (p.tx.has(static_cast<Port>(d))) {
-          cs.out[d].push(w);
+          cs.out(d).push(w);
           ++stats_.forwarded;
         }
       if (deliver) {
-        cs.iq.push(w);
+        cs.iq().push(w);
         ++stats_.delivered;
       }
       progress = true;
@@ -347,9 +349,9 @@ inline bool Pe::has_local_work() const {
   if (active_ != 0 || !async_.empty() || !pending_launches_.empty() || !stalled_sends_.empty()) return true;
   if (timed_ && wire_busy()) return true;
   for (const auto& cs : colors_) {
-    if (!cs.iq.empty() || !cs.oq.empty()) return true;
+    if (!cs.iq().empty() || !cs.oq().empty()) return true;
     for (unsigned d = 0; d < 4; ++d)
-      if (!cs.in[d].empty()) return true;
+      if (!cs.in(d).empty()) return true;
   }
   return false;
 }
@@ -357,7 +359,7 @@ inline bool Pe::has_local_work() const {
 inline bool Pe::has_outgoing() const {
   for (const auto& cs : colors_)
     for (unsigned d = 0; d < 4; ++d)
-      if (!cs.out[d].empty()) return true;
+      if (!cs.out(d).empty()) return true;
   return false;
 }
 
@@ -376,29 +378,29 @@ inline StuckPe Pe::describe_stuck() const {
   std::uint64_t colors_waiting = 0;
   for (const auto& cs : colors_) {
     const std::string c = "color " + std::to_string(cs.color.value);
-    if (!cs.iq.empty()) {
+    if (!cs.iq().empty()) {
       const unsigned t = cs.color.value;
       std::string why;
       if (tasks_[t].kind != TaskKind::data) why = "no data task bound";
       else if ((blocked_ >> t) & 1u) why = "data task " + std::to_string(t) + " blocked";
-      s.queues.push_back(c + " input queue: " + std::to_string(cs.iq.size()) + "/" + std::to_string(cs.iq.capacity()) +
+      s.queues.push_back(c + " input queue: " + std::to_string(cs.iq().size()) + "/" + std::to_string(cs.iq().capacity()) +
                          " wavelets" + (why.empty() ? "" : " (" + why + ")"));
       colors_waiting |= 1ull << cs.color.value;
     }
-    if (!cs.oq.empty()) {
-      s.queues.push_back(c + " output queue: " + std::to_string(cs.oq.size()) + "/" + std::to_string(cs.oq.capacity()) + " wavelets");
+    if (!cs.oq().empty()) {
+      s.queues.push_back(c + " output queue: " + std::to_string(cs.oq().size()) + "/" + std::to_string(cs.oq().capacity()) + " wavelets");
       colors_waiting |= 1ull << cs.color.value;
     }
     for (unsigned d = 0; d < 4; ++d) {
-      if (!cs.in[d].empty()) {
+      if (!cs.in(d).empty()) {
         s.queues.push_back(c + " router input from " + port_name(static_cast<Port>(d)) + ": " +
-                           std::to_string(cs.in[d].size()) + " wavelets (switch position " + std::to_string(cs.pos) +
+                           std::to_string(cs.in(d).size()) + " wavelets (switch position " + std::to_string(cs.pos) +
                            " receives from " + wse::to_string(cs.route.positions[cs.pos].rx) + ")");
         colors_waiting |= 1ull << cs.color.value;
       }
-      if (!cs.out[d].empty()) {
+      if (!cs.out(d).empty()) {
         s.queues.push_back(c + " router output to " + port_name(static_cast<Port>(d)) + ": " +
-                           std::to_string(cs.out[d].size()) + " wavelets");
+                           std::to_string(cs.out(d).size()) + " wavelets");
         colors_waiting |= 1ull << cs.color.value;
       }
     }
@@ -408,8 +410,8 @@ inline StuckPe Pe::describe_stuck() const {
     s.waiting.push_back("compute element stalled on a send to color " + std::to_string(f.color) + " (" +
                         std::to_string(stalled_sends_.size() - stalled_head_) + " wavelets waiting for output-queue space)");
   }
-  for (const char* f : pending_launch_names_)
-    s.waiting.push_back(std::string("launched function '") + f + "' waits for the compute element");
+  for (const PendingLaunch& launch : pending_launches_)
+    s.waiting.push_back(std::string("launched function '") + launch.name + "' waits for the compute element");
   for (const auto& a : async_) {
     std::string w = std::string("async ") + op_name(a.ins.op) + " at element " + std::to_string(a.next) + " of " +
                     std::to_string(a.length);

@@ -57,6 +57,19 @@ struct RunProgress {
   std::uint64_t loaded_pes = 0;  ///< PEs with a kernel or a route
 };
 
+/// Where the emulator's memory goes (Engine::memory()). Counted from the data structures,
+/// so it is the same on every run and every allocator; the heap's own per-allocation
+/// overhead (~16 bytes per block) is not included.
+struct EmuMemory {
+  std::uint64_t pes = 0;              ///< PEs with state (a kernel or a route)
+  std::uint64_t pe_state_bytes = 0;   ///< emulator state of those PEs: router, tasks, exports, counters
+  std::uint64_t kernel_bytes = 0;     ///< PE memory kernels use (objects and allocations)
+  std::uint64_t ring_pool_bytes = 0;  ///< storage of wavelets in flight, pooled per tile
+  std::uint64_t grid_bytes = 0;       ///< one slot per grid position, idle PEs included
+  /// Emulator state per PE beyond what its kernel uses.
+  double state_per_pe() const { return pes ? double(pe_state_bytes + grid_bytes) / double(pes) : 0.0; }
+};
+
 /// The result of Engine::run / Runtime::run. Identical for any number of worker threads.
 struct RunReport {
   RunStatus status = RunStatus::completed;

@@ -50,7 +50,7 @@ class EmulatorDevice final : public Device {
     if (s == nullptr) {
       std::string known;
       if (p)
-        for (const auto& k : p->symbols()) known += (known.empty() ? "" : ", ") + k.name;
+        for (const auto& k : p->symbols()) known += std::string(known.empty() ? "" : ", ") + k.name;
       throw ProgramError(where + ": unknown symbol (this PE exports: " + (known.empty() ? "nothing" : known) + ")");
     }
     if (s->type != type)

@@ -84,12 +84,16 @@ struct Timing {
   double build = 0, load = 0, run = 0;
   double rss_before = proc_status_mib("VmRSS");
 };
-static void print_figures(const Timing& t, const wse::host::RunReport& r, std::uint64_t pes) {
+static void print_figures(wse::host::Runtime& rt, const Timing& t, const wse::host::RunReport& r, std::uint64_t pes) {
   const double rss = proc_status_mib("VmRSS");
   std::printf("  time: build %.2f s, load %.2f s, run %.2f s (%llu epochs)\n", t.build, t.load, t.run,
               static_cast<unsigned long long>(r.epochs));
   std::printf("  memory: resident %.0f MiB (peak %.0f MiB); %.0f bytes per PE for this program\n", rss,
               proc_status_mib("VmHWM"), (rss - t.rss_before) * 1048576.0 / double(pes));
+  // The emulator's own count (Engine::memory): its state per PE beyond what the kernels use.
+  const wse::emu::EmuMemory m = rt.emulator()->memory();
+  std::printf("  emulator state: %.0f bytes per PE beyond the kernel's %.0f; %.1f MiB of wavelet buffers pooled\n",
+              m.state_per_pe(), double(m.kernel_bytes) / double(m.pes), double(m.ring_pool_bytes) / 1048576.0);
 }
 
 // Launches `function` on every PE and runs, timing the run; prints the report when it fails.
@@ -142,7 +146,7 @@ static bool run_collective(coll::Kind kind, std::uint16_t w, std::uint16_t h, st
     std::printf("  cycles: %llu = %.2f us at 850 MHz; predicted %llu; lower bound %llu\n", static_cast<unsigned long long>(r.cycles),
                 r.seconds * 1e6, static_cast<unsigned long long>(coll::predict_cycles(rt.program().arch(), cp)),
                 static_cast<unsigned long long>(coll::lower_bound_cycles(rt.program().arch(), cp)));
-  print_figures(t, r, P);
+  print_figures(rt, t, r, P);
   return wrong == 0;
 }
 
@@ -183,7 +187,7 @@ static bool run_stencil(std::uint16_t w, std::uint16_t h, std::uint32_t nz, unsi
   std::printf("  check: %s (%llu values, %llu wrong)\n", wrong == 0 ? "every value equals the host reference" : "MISMATCH",
               static_cast<unsigned long long>(y.size()), static_cast<unsigned long long>(wrong));
   if (timed) std::printf("  cycles: %llu = %.2f us at 850 MHz\n", static_cast<unsigned long long>(r.cycles), r.seconds * 1e6);
-  print_figures(t, r, P);
+  print_figures(rt, t, r, P);
   return wrong == 0;
 }
 

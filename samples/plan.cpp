@@ -20,6 +20,15 @@ wse::stream::Precision precision_named(const std::string& s) {
   return wse::stream::Precision::fp32;
 }
 
+// A positive count from the command line, or an error naming the argument.
+std::uint32_t count_named(const char* what, const char* text) {
+  char* end = nullptr;
+  const long long v = std::strtoll(text, &end, 10);
+  if (end == text || *end != '\0' || v < 1 || v > 0xffffffffLL)
+    throw std::runtime_error(std::string(what) + " must be a positive whole number, not '" + text + "'");
+  return static_cast<std::uint32_t>(v);
+}
+
 // One line per (model, batch, precision) on the full WSE-2: the docs' prediction table.
 int summary() {
   using namespace wse::stream;
@@ -52,13 +61,15 @@ int main(int argc, char** argv) {
   try {
     if (argc > 1 && std::strcmp(argv[1], "--summary") == 0) return summary();
     const std::string model = argc > 1 ? argv[1] : "gpt-j-6b";
-    const auto batch = static_cast<std::uint32_t>(argc > 2 ? std::atoi(argv[2]) : 8);
-    const auto seq = static_cast<std::uint32_t>(argc > 3 ? std::atoi(argv[3]) : 2048);
+    const auto batch = count_named("batch", argc > 2 ? argv[2] : "8");
+    const auto seq = count_named("seq", argc > 3 ? argv[3] : "2048");
     const std::string arch = argc > 4 ? argv[4] : "wse2";
+    if (arch != "wse2" && arch != "wse3") throw std::runtime_error("arch must be wse2 or wse3, not '" + arch + "'");
     const wse::arch::Arch& a = arch == "wse3" ? wse::arch::wse3 : wse::arch::wse2;
     wse::stream::Wafer wafer = wse::stream::full_wafer(a);
     const auto prec = precision_named(argc > 5 ? argv[5] : "fp32");
-    if (argc > 7) wafer.width = static_cast<std::uint32_t>(std::atoi(argv[6])), wafer.height = static_cast<std::uint32_t>(std::atoi(argv[7]));
+    if (argc == 7) throw std::runtime_error("give both width and height, or neither");
+    if (argc > 7) wafer.width = count_named("width", argv[6]), wafer.height = count_named("height", argv[7]);
     const auto p = wse::stream::plan(wse::stream::preset(model), batch, seq, wafer, {.precision = prec});
     std::fputs(wse::stream::report(p).c_str(), stdout);
     return 0;

@@ -297,6 +297,15 @@ TEST_CASE("plan: options and arguments") {
   CHECK_THROWS_WITH_AS(wse::stream::plan(m, 1, 2048, grid(800, 10)), doctest::Contains("grid"), PlanError);
   CHECK_THROWS_WITH_AS(wse::stream::plan(m, 1, 2048, grid(10, 10), {.feature_bands = 11}),
                        doctest::Contains("feature_bands 11"), PlanError);
+  CHECK_THROWS_WITH_AS(wse::stream::plan(m, 1, 2048, full_wse2, {.chunk = 5000}), doctest::Contains("chunk 5000"), PlanError);
+  // Absurd batches are refused, not overflowed (a 32-bit tokens-per-PE count once wrapped to 0
+  // and looped forever): 2^21 x 2048 tokens on one row.
+  CHECK_THROWS_WITH_AS(wse::stream::plan(m, 2097152, 2048, grid(1, 1)), doctest::Contains("tokens per row"), PlanError);
+  CHECK_THROWS_WITH_AS(wse::stream::plan(wse::stream::preset("tiny-gpt2"), 268435457, 16, grid(16, 1)),
+                       doctest::Contains("tokens per row"), PlanError);
+  wse::stream::Wafer stopped = full_wse2;
+  stopped.arch.clock_hz = 0;
+  CHECK_THROWS_WITH_AS(wse::stream::plan(m, 1, 2048, stopped), doctest::Contains("clock_hz"), PlanError);
   ModelSpec bad = m;
   bad.heads = 3;
   CHECK_THROWS_AS(wse::stream::plan(bad, 1, 16, full_wse2), wse::stream::ModelError);

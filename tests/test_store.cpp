@@ -636,6 +636,12 @@ TEST_CASE("errors name the tensor and the file") {
   has(error_of([&] { sgd.load_state(dir / "adam.state"); }), "adam.state' does not match this store: it holds adamw state");
   has(error_of([&] { sgd.load_state(dir / "full.f32"); }), "full.f32' is not a wse state file");
 
+  // One file for parameters and state would overwrite the weights.
+  has(error_of([&] { ws::WeightStore x(m, ws::AdamW{}, {.params = dir / "both.f32", .state = dir / "both.f32"}); }),
+      "are the same file");
+  has(error_of([&] { ws::WeightStore x(m, ws::AdamW{}, {.params = dir / "both.f32", .state = dir / "." / "both.f32"}); }),
+      "are the same file");
+
   // Hyperparameters PyTorch refuses.
   has(error_of([&] { ws::WeightStore x(m, ws::AdamW{.beta2 = 1.0}); }), "adamw: invalid beta2");
   has(error_of([&] { ws::WeightStore x(m, ws::Sgd{.nesterov = true}); }), "sgd: nesterov");

@@ -1967,6 +1967,11 @@ inline void validate(const ModelSpec& m) {
   if (m.layers == 0) fail("layers must be at least 1");
   if (m.heads == 0) fail("heads must be at least 1");
   if (m.d_ff == 0) fail("d_ff must be at least 1");
+  if (static_cast<unsigned>(m.positions) > 1) fail("positions is not learned or rotary");
+  if (static_cast<unsigned>(m.rotary_style) > 1) fail("rotary_style is not interleaved or half");
+  if (static_cast<unsigned>(m.residual) > 2) fail("residual is not sequential, parallel_shared or parallel");
+  if (static_cast<unsigned>(m.gelu) > 1) fail("gelu is not tanh or erf");
+  if (static_cast<unsigned>(m.local_layers) > 2) fail("local_layers is not none, odd or all");
   if (m.d_model % m.heads != 0)
     fail("d_model " + std::to_string(m.d_model) + " is not a multiple of heads " + std::to_string(m.heads));
   if (m.positions == Positions::rotary) {
@@ -1977,10 +1982,10 @@ inline void validate(const ModelSpec& m) {
   } else if (m.rotary_dims != 0) {
     fail("rotary_dims is set but positions are learned");
   }
-  if (m.local_layers != LocalLayers::none && m.local_window == 0) fail("local layers are chosen but local_window is 0");
+  if (m.local_layers != LocalLayers::none && m.local_window == 0) fail("local_layers chooses local layers but local_window is 0");
   if (m.local_window != 0 && m.local_layers == LocalLayers::none) fail("local_window is set but no layer is local");
   if (m.tied_head && m.head_bias) fail("head_bias needs an untied head (tied_head = false)");
-  if (!(m.layer_norm_eps > 0.0f)) fail("layer_norm_eps must be positive");
+  if (!(m.layer_norm_eps > 0.0f) || !(m.layer_norm_eps < 1.0f)) fail("layer_norm_eps must be in (0, 1)");
 }
 
 /// One parameter tensor of a model: its name and shape, rows x cols, row-major (vectors are
@@ -2479,11 +2484,14 @@ struct Wafer {
 inline Wafer full_wafer(const arch::Arch& a) { return {a.fabric_width, a.fabric_height, a}; }
 
 /// Choices the caller may fix; everything left at 0 is searched.
+/// Longest DSD vector a plan may use (PlanOptions::chunk).
+inline constexpr std::uint32_t max_chunk = 4096;
+
 struct PlanOptions {
   Precision precision = Precision::fp32;
   Checkpointing checkpointing = Checkpointing::automatic;
   std::uint32_t feature_bands = 0;  ///< columns used for features; 0 = search 1..width
-  std::uint32_t chunk = 0;          ///< DSD vector length / weight chunk width; 0 = search
+  std::uint32_t chunk = 0;          ///< DSD vector length / weight chunk width; 0 = search, else 1..max_chunk
   /// Bytes of each PE kept for code, task tables and runtime state (an estimate; the vendor
   /// does not publish it).
   std::uint32_t reserved_bytes = 4096;
@@ -2957,6 +2965,14 @@ inline Plan plan(const ModelSpec& model, std::uint32_t batch, std::uint32_t seq,
     throw PlanError(where + "feature_bands " + std::to_string(options.feature_bands) + " exceeds the grid width");
   if (options.reserved_bytes >= wafer.arch.pe_memory_bytes)
     throw PlanError(where + "reserved_bytes " + std::to_string(options.reserved_bytes) + " leaves no PE memory");
+  if (options.chunk > max_chunk)
+    throw PlanError(where + "chunk " + std::to_string(options.chunk) + " must be 0 (search) or 1.." + std::to_string(max_chunk));
+  if (wafer.arch.clock_hz == 0) throw PlanError(where + "the arch's clock_hz is 0: step times need a clock");
+  // Tokens per PE are a 32-bit count, and no PE holds even 2^20 tokens of activations: refuse
+  // absurd batches here instead of overflowing.
+  if (detail::ceil_div(std::uint64_t{batch} * seq, wafer.height) > (1u << 20))
+    throw PlanError(where + "batch x seq = " + std::to_string(std::uint64_t{batch} * seq) + " tokens is more than 2^20 tokens per row of the " +
+                    std::to_string(wafer.height) + "-row grid; no PE can hold that; use a smaller batch or sequence");
 
   detail::Shape s;
   s.m = &model;
@@ -3469,6 +3485,14 @@ class FileStorage final : public Storage {
         total_(total), header_bytes_(StateHeader::bytes(tensors)), slots_(fresh.slots) {
     namespace fs = std::filesystem;
     const std::uint64_t param_bytes = total * 4;
+    {  // one file for both would overwrite the weights with the optimizer state
+      std::error_code ec;
+      const bool same = fs::weakly_canonical(params_, ec) == fs::weakly_canonical(state_, ec) ||
+                        (fs::exists(params_, ec) && fs::exists(state_, ec) && fs::equivalent(params_, state_, ec));
+      if (same)
+        throw StoreError("parameter file '" + params_.string() + "' and state file '" + state_.string() +
+                         "' are the same file; give FileBacking::state another path (or leave it empty)");
+    }
     if (f.keep_existing) {
       std::error_code ec;
       const auto size = fs::file_size(params_, ec);

@@ -1967,6 +1967,11 @@ inline void validate(const ModelSpec& m) {
   if (m.layers == 0) fail("layers must be at least 1");
   if (m.heads == 0) fail("heads must be at least 1");
   if (m.d_ff == 0) fail("d_ff must be at least 1");
+  if (static_cast<unsigned>(m.positions) > 1) fail("positions is not learned or rotary");
+  if (static_cast<unsigned>(m.rotary_style) > 1) fail("rotary_style is not interleaved or half");
+  if (static_cast<unsigned>(m.residual) > 2) fail("residual is not sequential, parallel_shared or parallel");
+  if (static_cast<unsigned>(m.gelu) > 1) fail("gelu is not tanh or erf");
+  if (static_cast<unsigned>(m.local_layers) > 2) fail("local_layers is not none, odd or all");
   if (m.d_model % m.heads != 0)
     fail("d_model " + std::to_string(m.d_model) + " is not a multiple of heads " + std::to_string(m.heads));
   if (m.positions == Positions::rotary) {
@@ -1977,10 +1982,10 @@ inline void validate(const ModelSpec& m) {
   } else if (m.rotary_dims != 0) {
     fail("rotary_dims is set but positions are learned");
   }
-  if (m.local_layers != LocalLayers::none && m.local_window == 0) fail("local layers are chosen but local_window is 0");
+  if (m.local_layers != LocalLayers::none && m.local_window == 0) fail("local_layers chooses local layers but local_window is 0");
   if (m.local_window != 0 && m.local_layers == LocalLayers::none) fail("local_window is set but no layer is local");
   if (m.tied_head && m.head_bias) fail("head_bias needs an untied head (tied_head = false)");
-  if (!(m.layer_norm_eps > 0.0f)) fail("layer_norm_eps must be positive");
+  if (!(m.layer_norm_eps > 0.0f) || !(m.layer_norm_eps < 1.0f)) fail("layer_norm_eps must be in (0, 1)");
 }
 
 /// One parameter tensor of a model: its name and shape, rows x cols, row-major (vectors are
@@ -2479,11 +2484,14 @@ struct Wafer {
 inline Wafer full_wafer(const arch::Arch& a) { return {a.fabric_width, a.fabric_height, a}; }
 
 /// Choices the caller may fix; everything left at 0 is searched.
+/// Longest DSD vector a plan may use (PlanOptions::chunk).
+inline constexpr std::uint32_t max_chunk = 4096;
+
 struct PlanOptions {
   Precision precision = Precision::fp32;
   Checkpointing checkpointing = Checkpointing::automatic;
   std::uint32_t feature_bands = 0;  ///< columns used for features; 0 = search 1..width
-  std::uint32_t chunk = 0;          ///< DSD vector length / weight chunk width; 0 = search
+  std::uint32_t chunk = 0;          ///< DSD vector length / weight chunk width; 0 = search, else 1..max_chunk
   /// Bytes of each PE kept for code, task tables and runtime state (an estimate; the vendor
   /// does not publish it).
   std::uint32_t reserved_bytes = 4096;
@@ -2957,6 +2965,14 @@ inline Plan plan(const ModelSpec& model, std::uint32_t batch, std::uint32_t seq,
     throw PlanError(where + "feature_bands " + std::to_string(options.feature_bands) + " exceeds the grid width");
   if (options.reserved_bytes >= wafer.arch.pe_memory_bytes)
     throw PlanError(where + "reserved_bytes " + std::to_string(options.reserved_bytes) + " leaves no PE memory");
+  if (options.chunk > max_chunk)
+    throw PlanError(where + "chunk " + std::to_string(options.chunk) + " must be 0 (search) or 1.." + std::to_string(max_chunk));
+  if (wafer.arch.clock_hz == 0) throw PlanError(where + "the arch's clock_hz is 0: step times need a clock");
+  // Tokens per PE are a 32-bit count, and no PE holds even 2^20 tokens of activations: refuse
+  // absurd batches here instead of overflowing.
+  if (detail::ceil_div(std::uint64_t{batch} * seq, wafer.height) > (1u << 20))
+    throw PlanError(where + "batch x seq = " + std::to_string(std::uint64_t{batch} * seq) + " tokens is more than 2^20 tokens per row of the " +
+                    std::to_string(wafer.height) + "-row grid; no PE can hold that; use a smaller batch or sequence");
 
   detail::Shape s;
   s.m = &model;
@@ -3469,6 +3485,14 @@ class FileStorage final : public Storage {
         total_(total), header_bytes_(StateHeader::bytes(tensors)), slots_(fresh.slots) {
     namespace fs = std::filesystem;
     const std::uint64_t param_bytes = total * 4;
+    {  // one file for both would overwrite the weights with the optimizer state
+      std::error_code ec;
+      const bool same = fs::weakly_canonical(params_, ec) == fs::weakly_canonical(state_, ec) ||
+                        (fs::exists(params_, ec) && fs::exists(state_, ec) && fs::equivalent(params_, state_, ec));
+      if (same)
+        throw StoreError("parameter file '" + params_.string() + "' and state file '" + state_.string() +
+                         "' are the same file; give FileBacking::state another path (or leave it empty)");
+    }
     if (f.keep_existing) {
       std::error_code ec;
       const auto size = fs::file_size(params_, ec);
@@ -4690,6 +4714,14 @@ template <class T> class CompactVector {
     std::memcpy(static_cast<void*>(data() + h_->size), &copy, sizeof(T));
     ++h_->size;
   }
+  /// Inserts v before position i (i <= size()), keeping the order.
+  void insert(std::size_t i, const T& v) {
+    const T copy = v;
+    if (size() == capacity()) grow();
+    std::memmove(static_cast<void*>(data() + i + 1), data() + i, (size() - i) * sizeof(T));
+    std::memcpy(static_cast<void*>(data() + i), &copy, sizeof(T));
+    ++h_->size;
+  }
   /// Keeps the first n elements (n <= size()).
   void resize_down(std::size_t n) {
     if (h_) h_->size = static_cast<std::uint32_t>(n);
@@ -5426,6 +5458,12 @@ class NamePool {
 };
 inline thread_local NamePool* name_pool = nullptr;
 
+/// What the PEs of one region share: the name reports give their kernel and how to destroy it.
+struct LoadedRegion {
+  std::string name;
+  void (*destroy_kernel)(void*) = nullptr;  // set by the first PE's kernel creation
+};
+
 /// An exported symbol of a PE: a typed array the host may copy into and out of.
 struct Symbol {
   const char* name = "";  ///< interned by the engine: valid while the engine lives
@@ -5439,14 +5477,13 @@ struct Symbol {
 class Pe {
  public:
   Pe(const arch::Arch& a, Coord c) : arch_(&a), coord_(c) {
-    slot_of_.fill(-1);
     // Data-task ids of colors with no bound task start blocked (bind_task unblocks).
     blocked_ = (a.routable_colors >= 64) ? ~0ull : ((1ull << a.routable_colors) - 1);
   }
   Pe(const Pe&) = delete;
   Pe& operator=(const Pe&) = delete;
   ~Pe() {
-    if (kernel_ && kernel_destroy_) kernel_destroy_(kernel_);
+    if (kernel_ && region_ && region_->destroy_kernel) region_->destroy_kernel(kernel_);
   }
 
   // ---- Backend operations (kernel code) ------------------------------------------------
@@ -5552,7 +5589,7 @@ class Pe {
   // ---- inspection (host code, between runs) -----------------------------------------------
 
   const PeStats& stats() const { return stats_; }
-  std::string_view kernel_name() const { return kernel_name_ ? std::string_view(*kernel_name_) : std::string_view("no kernel"); }
+  std::string_view kernel_name() const { return region_ ? std::string_view(region_->name) : std::string_view("no kernel"); }
   /// Bytes of PE memory in use (kernel object + allocations).
   std::uint32_t memory_used() const { return memory_used_; }
   bool is_active(TaskId t) const { return t.value < 64 && (active_ & bit(t)) != 0; }
@@ -5615,9 +5652,10 @@ class Pe {
     }
     TaskSlot& bound(unsigned t) { return slots_[rank(t)]; }  // t must be bound
     TaskSlot& bind(unsigned t) {
-      const auto at = slots_.begin() + static_cast<std::ptrdiff_t>(rank(t));
+      const unsigned at = rank(t);
       bound_ |= 1ull << t;
-      return *slots_.insert(at, TaskSlot{});
+      slots_.insert(at, TaskSlot{});
+      return slots_[at];
     }
 
     void shrink_to_fit() { slots_.shrink_to_fit(); }
@@ -5626,7 +5664,7 @@ class Pe {
    private:
     unsigned rank(unsigned t) const { return static_cast<unsigned>(std::popcount(bound_ & ((1ull << t) - 1u))); }
     std::uint64_t bound_ = 0;
-    std::vector<TaskSlot> slots_;
+    CompactVector<TaskSlot> slots_;
   };
   struct ColorState {
     Color color{};
@@ -5665,13 +5703,9 @@ class Pe {
       InStream* in[4] = {};
       OutStream* out[4] = {};
     };
-    std::unique_ptr<StreamEnds> streams;
+    StreamEnds* streams = nullptr;  // owned by the engine (Engine::stream_ends_)
     InStream* in_stream(unsigned d) const { return streams ? streams->in[d] : nullptr; }
     OutStream* out_stream(unsigned d) const { return streams ? streams->out[d] : nullptr; }
-    StreamEnds& stream_ends() {
-      if (!streams) streams = std::make_unique<StreamEnds>();
-      return *streams;
-    }
   };
   struct AsyncOp {
     DsdInstr ins;
@@ -5725,11 +5759,18 @@ class Pe {
     }
     return name_pool->intern(name);
   }
+  // Index of color c in colors_ (which is in color order), or -1 when c has no route here.
+  int slot_of(unsigned c) const {
+    if (c >= max_colors || ((color_mask_ >> c) & 1u) == 0) return -1;
+    return std::popcount(color_mask_ & ((1u << c) - 1u));
+  }
   ColorState* color_state(Color c) {
-    return c.value < max_colors && slot_of_[c.value] >= 0 ? &colors_[slot_of_[c.value]] : nullptr;
+    const int s = slot_of(c.value);
+    return s >= 0 ? &colors_[static_cast<std::size_t>(s)] : nullptr;
   }
   const ColorState* color_state(Color c) const {
-    return c.value < max_colors && slot_of_[c.value] >= 0 ? &colors_[slot_of_[c.value]] : nullptr;
+    const int s = slot_of(c.value);
+    return s >= 0 ? &colors_[static_cast<std::size_t>(s)] : nullptr;
   }
 
   std::string context_text() const {
@@ -5815,18 +5856,17 @@ class Pe {
 
   const arch::Arch* arch_;
   Coord coord_;
-  const std::string* kernel_name_ = nullptr;
+  LoadedRegion* region_ = nullptr;  // owned by the engine; shared by the region's PEs
   void* kernel_ = nullptr;
-  void (*kernel_destroy_)(void*) = nullptr;
   std::uint32_t memory_used_ = 0;
 
   TaskTable tasks_;
   std::uint64_t active_ = 0, blocked_ = 0, data_bound_ = 0;
 
-  std::array<std::int8_t, max_colors> slot_of_{};
-  std::vector<ColorState> colors_;
+  static_assert(max_colors <= 32, "color_mask_ holds one bit per color");
+  std::uint32_t color_mask_ = 0;  // bit c: color c has a route here (colors_ slot = rank of the bit)
+  CompactVector<ColorState> colors_;  // in color order
   std::unique_ptr<Ring[]> ring_table_;  // every color's rings, packed (ColorState::rings)
-  Pe* neighbor_[4] = {};  // N, E, S, W; nullptr off the grid or where no PE state exists
   std::uint32_t rx_slots_[4] = {};  // bit i: colors_[i] receives from that direction
   bool has_out_stream_ = false;     // some color leaves the grid into a host output stream
 
@@ -6507,11 +6547,11 @@ inline void Pe::dsd(const DsdInstr& ins) {
   a.issuer_fn = ctx_fn_;
   for (int k = 0; k < nsrc; ++k)
     if (srcs[k]->kind == OperandKind::fabin) {
-      a.in_slot[k] = slot_of_[srcs[k]->color.value];
+      a.in_slot[k] = static_cast<std::int8_t>(slot_of(srcs[k]->color.value));
       a.in_mask |= 1ull << srcs[k]->color.value;
     }
   if (ins.dst.kind == OperandKind::fabout) {
-    a.out_slot = slot_of_[ins.dst.color.value];
+    a.out_slot = static_cast<std::int8_t>(slot_of(ins.dst.color.value));
     a.out_mask = 1ull << ins.dst.color.value;
   }
   if (timed_ && ctx_ != Ctx::init) {
@@ -6899,7 +6939,6 @@ class Engine {
     load_routes(program);
     load_streams(program);
     build_ring_tables();
-    link_neighbors();
     setup_tiles();
     const PoolScope scope(tiles_[0]);  // kernels' init may send
     NamePool* const saved_names = std::exchange(name_pool, &export_names_);  // exports are interned
@@ -7050,8 +7089,9 @@ class Engine {
     // Routes come sorted by (y, x, color), so each PE's colors_ are in color order.
     for (const RouteEntry& e : program.routes()) {
       Pe& pe = ensure_pe(e.pe);
-      pe.slot_of_[e.color.value] = static_cast<std::int8_t>(pe.colors_.size());
-      auto& cs = pe.colors_.emplace_back();
+      pe.color_mask_ |= 1u << e.color.value;  // routes come in color order: slots follow the mask
+      pe.colors_.push_back(Pe::ColorState{});
+      auto& cs = pe.colors_.back();
       cs.color = e.color;
       cs.route = e.route;
       cs.has_iq = e.route.all_tx().has(Port::ramp);
@@ -7070,16 +7110,25 @@ class Engine {
     }
   }
 
+  // The host-stream ends of color state `cs` (only edge PEs with streams have them).
+  Pe::ColorState::StreamEnds& stream_ends(Pe::ColorState& cs) {
+    if (!cs.streams) {
+      stream_ends_.push_back(std::make_unique<Pe::ColorState::StreamEnds>());
+      cs.streams = stream_ends_.back().get();
+    }
+    return *cs.streams;
+  }
+
   void load_streams(const Program& program) {
     for (const StreamSpec& s : program.streams()) {
       StreamSlot slot{s, nullptr, nullptr};
       auto* cs = ensure_pe(s.pe).color_state(s.color);
       if (s.input) {
         slot.in = std::make_unique<InStream>();
-        cs->stream_ends().in[static_cast<unsigned>(s.edge)] = slot.in.get();
+        stream_ends(*cs).in[static_cast<unsigned>(s.edge)] = slot.in.get();
       } else {
         slot.out = std::make_unique<OutStream>();
-        cs->stream_ends().out[static_cast<unsigned>(s.edge)] = slot.out.get();
+        stream_ends(*cs).out[static_cast<unsigned>(s.edge)] = slot.out.get();
         ensure_pe(s.pe).has_out_stream_ = true;
       }
       streams_.push_back(std::move(slot));
@@ -7125,15 +7174,12 @@ class Engine {
     }
   }
 
-  void link_neighbors() {
-    for (auto& pe : pes_) {
-      if (!pe) continue;
-      for (unsigned d = 0; d < 4; ++d) {
-        const int nx = pe->coord_.x + port_dx(static_cast<Port>(d)), ny = pe->coord_.y + port_dy(static_cast<Port>(d));
-        if (nx >= 0 && ny >= 0 && nx < width_ && ny < height_)
-          pe->neighbor_[d] = pes_[std::size_t(ny) * width_ + std::size_t(nx)].get();
-      }
-    }
+  // The PE next to `pe` in direction d (N, E, S, W), or nullptr off the grid or where no PE
+  // state exists. Looked up, not stored: 32 bytes less per PE.
+  Pe* neighbor(const Pe& pe, unsigned d) const {
+    const int nx = pe.coord_.x + port_dx(static_cast<Port>(d)), ny = pe.coord_.y + port_dy(static_cast<Port>(d));
+    if (nx < 0 || ny < 0 || nx >= width_ || ny >= height_) return nullptr;
+    return pes_[std::size_t(ny) * width_ + std::size_t(nx)].get();
   }
 
   void setup_tiles() {
@@ -7154,13 +7200,13 @@ class Engine {
 
   void load_kernels(const Program& program) {
     for (const Region& r : program.regions()) {
-      region_names_.push_back(std::make_unique<const std::string>(r.display_name));
+      regions_.push_back(std::make_unique<LoadedRegion>(LoadedRegion{r.display_name, nullptr}));
       for (std::uint16_t dy = 0; dy < r.rect.height; ++dy)
         for (std::uint16_t dx = 0; dx < r.rect.width; ++dx) {
           const Coord c{static_cast<std::uint16_t>(r.rect.origin.x + dx), static_cast<std::uint16_t>(r.rect.origin.y + dy)};
           Pe& pe = ensure_pe(c);
           pe.tile_ = tile_of_row_[c.y];
-          pe.kernel_name_ = region_names_.back().get();
+          pe.region_ = regions_.back().get();
           pe.ctx_ = Pe::Ctx::init;
           r.create_on_emulator(pe, c);
           if (pe.fault_)
@@ -7168,7 +7214,6 @@ class Engine {
                                pe.fault_->operation + ": " + pe.fault_->message);
         }
     }
-    link_neighbors();  // kernels may have created PEs that had no route
     for (auto& pe : pes_)  // tables grew one entry at a time; a full fabric has 754,000 of each
       if (pe) {
         pe->colors_.shrink_to_fit();
@@ -7331,7 +7376,7 @@ class Engine {
             is->next = 0;
           }
         } else {
-          Pe* nb = pe.neighbor_[d];
+          Pe* nb = neighbor(pe, d);
           auto* ncs = nb ? nb->color_state(cs.color) : nullptr;
           const unsigned toward_us = 4 + static_cast<unsigned>(opposite(static_cast<Port>(d)));
           if (!ncs || !ncs->uses_ring(toward_us)) continue;  // the neighbour does not send us this color
@@ -7382,7 +7427,7 @@ class Engine {
           }
           continue;
         }
-        Pe* n = pe.neighbor_[d];
+        Pe* n = neighbor(pe, d);
         if (!n) continue;
         auto* ncs = n->color_state(cs.color);
         const unsigned toward_us = 4 + static_cast<unsigned>(opposite(static_cast<Port>(d)));
@@ -7433,7 +7478,7 @@ class Engine {
           if (!cs.uses_ring(4 + d) || cs.out(d).empty()) continue;
           outgoing = true;
           if (cs.out_stream(d)) t.wake_to[pe->tile_].push_back(pe);
-          else if (Pe* n = pe->neighbor_[d]) t.wake_to[n->tile_].push_back(n);
+          else if (Pe* n = neighbor(*pe, d)) t.wake_to[n->tile_].push_back(n);
         }
       pe->out_pending_ = outgoing;
       if (!outgoing && !pe->has_local_work()) {  // done: keep no ring storage
@@ -7583,8 +7628,9 @@ class Engine {
   }
 
   const arch::Arch* arch_;
-  std::vector<std::unique_ptr<const std::string>> region_names_;  // what PEs' reports call their kernel
+  std::vector<std::unique_ptr<LoadedRegion>> regions_;  // what PEs' reports call their kernel; its destructor
   NamePool export_names_;  // the names PEs export symbols and functions under (outlives pes_)
+  std::vector<std::unique_ptr<Pe::ColorState::StreamEnds>> stream_ends_;  // see stream_ends()
   EmuConfig config_;
   std::uint16_t width_, height_;
   std::vector<std::unique_ptr<Pe>> pes_;
@@ -7698,7 +7744,7 @@ template <template <class> class K, class P> void emu_create_kernel(emu::Pe& pe,
   if (mem == nullptr) return;
   Kernel* k = ::new (mem) Kernel();
   pe.kernel_ = k;
-  pe.kernel_destroy_ = [](void* p) { static_cast<Kernel*>(p)->~Kernel(); };
+  pe.region_->destroy_kernel = [](void* p) { static_cast<Kernel*>(p)->~Kernel(); };  // the same for every PE of the region
   k->init(pe, params);
 }
 

@@ -92,6 +92,11 @@ inline void validate(const ModelSpec& m) {
   if (m.layers == 0) fail("layers must be at least 1");
   if (m.heads == 0) fail("heads must be at least 1");
   if (m.d_ff == 0) fail("d_ff must be at least 1");
+  if (static_cast<unsigned>(m.positions) > 1) fail("positions is not learned or rotary");
+  if (static_cast<unsigned>(m.rotary_style) > 1) fail("rotary_style is not interleaved or half");
+  if (static_cast<unsigned>(m.residual) > 2) fail("residual is not sequential, parallel_shared or parallel");
+  if (static_cast<unsigned>(m.gelu) > 1) fail("gelu is not tanh or erf");
+  if (static_cast<unsigned>(m.local_layers) > 2) fail("local_layers is not none, odd or all");
   if (m.d_model % m.heads != 0)
     fail("d_model " + std::to_string(m.d_model) + " is not a multiple of heads " + std::to_string(m.heads));
   if (m.positions == Positions::rotary) {
@@ -102,10 +107,10 @@ inline void validate(const ModelSpec& m) {
   } else if (m.rotary_dims != 0) {
     fail("rotary_dims is set but positions are learned");
   }
-  if (m.local_layers != LocalLayers::none && m.local_window == 0) fail("local layers are chosen but local_window is 0");
+  if (m.local_layers != LocalLayers::none && m.local_window == 0) fail("local_layers chooses local layers but local_window is 0");
   if (m.local_window != 0 && m.local_layers == LocalLayers::none) fail("local_window is set but no layer is local");
   if (m.tied_head && m.head_bias) fail("head_bias needs an untied head (tied_head = false)");
-  if (!(m.layer_norm_eps > 0.0f)) fail("layer_norm_eps must be positive");
+  if (!(m.layer_norm_eps > 0.0f) || !(m.layer_norm_eps < 1.0f)) fail("layer_norm_eps must be in (0, 1)");
 }
 
 /// One parameter tensor of a model: its name and shape, rows x cols, row-major (vectors are

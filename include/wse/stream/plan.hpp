@@ -87,11 +87,14 @@ struct Wafer {
 inline Wafer full_wafer(const arch::Arch& a) { return {a.fabric_width, a.fabric_height, a}; }
 
 /// Choices the caller may fix; everything left at 0 is searched.
+/// Longest DSD vector a plan may use (PlanOptions::chunk).
+inline constexpr std::uint32_t max_chunk = 4096;
+
 struct PlanOptions {
   Precision precision = Precision::fp32;
   Checkpointing checkpointing = Checkpointing::automatic;
   std::uint32_t feature_bands = 0;  ///< columns used for features; 0 = search 1..width
-  std::uint32_t chunk = 0;          ///< DSD vector length / weight chunk width; 0 = search
+  std::uint32_t chunk = 0;          ///< DSD vector length / weight chunk width; 0 = search, else 1..max_chunk
   /// Bytes of each PE kept for code, task tables and runtime state (an estimate; the vendor
   /// does not publish it).
   std::uint32_t reserved_bytes = 4096;
@@ -565,6 +568,14 @@ inline Plan plan(const ModelSpec& model, std::uint32_t batch, std::uint32_t seq,
     throw PlanError(where + "feature_bands " + std::to_string(options.feature_bands) + " exceeds the grid width");
   if (options.reserved_bytes >= wafer.arch.pe_memory_bytes)
     throw PlanError(where + "reserved_bytes " + std::to_string(options.reserved_bytes) + " leaves no PE memory");
+  if (options.chunk > max_chunk)
+    throw PlanError(where + "chunk " + std::to_string(options.chunk) + " must be 0 (search) or 1.." + std::to_string(max_chunk));
+  if (wafer.arch.clock_hz == 0) throw PlanError(where + "the arch's clock_hz is 0: step times need a clock");
+  // Tokens per PE are a 32-bit count, and no PE holds even 2^20 tokens of activations: refuse
+  // absurd batches here instead of overflowing.
+  if (detail::ceil_div(std::uint64_t{batch} * seq, wafer.height) > (1u << 20))
+    throw PlanError(where + "batch x seq = " + std::to_string(std::uint64_t{batch} * seq) + " tokens is more than 2^20 tokens per row of the " +
+                    std::to_string(wafer.height) + "-row grid; no PE can hold that; use a smaller batch or sequence");
 
   detail::Shape s;
   s.m = &model;

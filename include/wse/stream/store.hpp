@@ -316,6 +316,14 @@ class FileStorage final : public Storage {
         total_(total), header_bytes_(StateHeader::bytes(tensors)), slots_(fresh.slots) {
     namespace fs = std::filesystem;
     const std::uint64_t param_bytes = total * 4;
+    {  // one file for both would overwrite the weights with the optimizer state
+      std::error_code ec;
+      const bool same = fs::weakly_canonical(params_, ec) == fs::weakly_canonical(state_, ec) ||
+                        (fs::exists(params_, ec) && fs::exists(state_, ec) && fs::equivalent(params_, state_, ec));
+      if (same)
+        throw StoreError("parameter file '" + params_.string() + "' and state file '" + state_.string() +
+                         "' are the same file; give FileBacking::state another path (or leave it empty)");
+    }
     if (f.keep_existing) {
       std::error_code ec;
       const auto size = fs::file_size(params_, ec);

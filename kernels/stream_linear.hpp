@@ -7,6 +7,11 @@
 /// fp32. Freestanding kernel (pe + fabric layers only). docs/kernels-stream-linear.md explains
 /// the choices; this comment is the reference.
 ///
+/// The data flow lives in StreamLinearUnit<PE>, a component a kernel owns: bind() one layer's
+/// shape and blocks (StreamLinearBinding), run a pass, get a Completion when it is over; several
+/// layers of different shapes share one unit (kernels/transformer_train.hpp). StreamLinear is
+/// the kernel holding one unit and one layer's blocks.
+///
 /// Shapes. T tokens (Params::tokens), IN input features (Params::in), OUT output features
 /// (Params::out); W is IN × OUT, row-major (W[i, o] at i·OUT + o), X is T × IN, Y is T × OUT.
 /// T must divide by h, IN and OUT by w. With Tb = T/h, INb = IN/w, OUTb = OUT/w, PE (x, y)

@@ -38,6 +38,14 @@ template <class T> class CompactVector {
     std::memcpy(static_cast<void*>(data() + h_->size), &copy, sizeof(T));
     ++h_->size;
   }
+  /// Inserts v before position i (i <= size()), keeping the order.
+  void insert(std::size_t i, const T& v) {
+    const T copy = v;
+    if (size() == capacity()) grow();
+    std::memmove(static_cast<void*>(data() + i + 1), data() + i, (size() - i) * sizeof(T));
+    std::memcpy(static_cast<void*>(data() + i), &copy, sizeof(T));
+    ++h_->size;
+  }
   /// Keeps the first n elements (n <= size()).
   void resize_down(std::size_t n) {
     if (h_) h_->size = static_cast<std::uint32_t>(n);

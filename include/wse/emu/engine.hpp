@@ -82,7 +82,6 @@ class Engine {
     load_routes(program);
     load_streams(program);
     build_ring_tables();
-    link_neighbors();
     setup_tiles();
     const PoolScope scope(tiles_[0]);  // kernels' init may send
     NamePool* const saved_names = std::exchange(name_pool, &export_names_);  // exports are interned
@@ -233,8 +232,9 @@ class Engine {
     // Routes come sorted by (y, x, color), so each PE's colors_ are in color order.
     for (const RouteEntry& e : program.routes()) {
       Pe& pe = ensure_pe(e.pe);
-      pe.slot_of_[e.color.value] = static_cast<std::int8_t>(pe.colors_.size());
-      auto& cs = pe.colors_.emplace_back();
+      pe.color_mask_ |= 1u << e.color.value;  // routes come in color order: slots follow the mask
+      pe.colors_.push_back(Pe::ColorState{});
+      auto& cs = pe.colors_.back();
       cs.color = e.color;
       cs.route = e.route;
       cs.has_iq = e.route.all_tx().has(Port::ramp);
@@ -253,16 +253,25 @@ class Engine {
     }
   }
 
+  // The host-stream ends of color state `cs` (only edge PEs with streams have them).
+  Pe::ColorState::StreamEnds& stream_ends(Pe::ColorState& cs) {
+    if (!cs.streams) {
+      stream_ends_.push_back(std::make_unique<Pe::ColorState::StreamEnds>());
+      cs.streams = stream_ends_.back().get();
+    }
+    return *cs.streams;
+  }
+
   void load_streams(const Program& program) {
     for (const StreamSpec& s : program.streams()) {
       StreamSlot slot{s, nullptr, nullptr};
       auto* cs = ensure_pe(s.pe).color_state(s.color);
       if (s.input) {
         slot.in = std::make_unique<InStream>();
-        cs->stream_ends().in[static_cast<unsigned>(s.edge)] = slot.in.get();
+        stream_ends(*cs).in[static_cast<unsigned>(s.edge)] = slot.in.get();
       } else {
         slot.out = std::make_unique<OutStream>();
-        cs->stream_ends().out[static_cast<unsigned>(s.edge)] = slot.out.get();
+        stream_ends(*cs).out[static_cast<unsigned>(s.edge)] = slot.out.get();
         ensure_pe(s.pe).has_out_stream_ = true;
       }
       streams_.push_back(std::move(slot));
@@ -308,15 +317,12 @@ class Engine {
     }
   }
 
-  void link_neighbors() {
-    for (auto& pe : pes_) {
-      if (!pe) continue;
-      for (unsigned d = 0; d < 4; ++d) {
-        const int nx = pe->coord_.x + port_dx(static_cast<Port>(d)), ny = pe->coord_.y + port_dy(static_cast<Port>(d));
-        if (nx >= 0 && ny >= 0 && nx < width_ && ny < height_)
-          pe->neighbor_[d] = pes_[std::size_t(ny) * width_ + std::size_t(nx)].get();
-      }
-    }
+  // The PE next to `pe` in direction d (N, E, S, W), or nullptr off the grid or where no PE
+  // state exists. Looked up, not stored: 32 bytes less per PE.
+  Pe* neighbor(const Pe& pe, unsigned d) const {
+    const int nx = pe.coord_.x + port_dx(static_cast<Port>(d)), ny = pe.coord_.y + port_dy(static_cast<Port>(d));
+    if (nx < 0 || ny < 0 || nx >= width_ || ny >= height_) return nullptr;
+    return pes_[std::size_t(ny) * width_ + std::size_t(nx)].get();
   }
 
   void setup_tiles() {
@@ -337,13 +343,13 @@ class Engine {
 
   void load_kernels(const Program& program) {
     for (const Region& r : program.regions()) {
-      region_names_.push_back(std::make_unique<const std::string>(r.display_name));
+      regions_.push_back(std::make_unique<LoadedRegion>(LoadedRegion{r.display_name, nullptr}));
       for (std::uint16_t dy = 0; dy < r.rect.height; ++dy)
         for (std::uint16_t dx = 0; dx < r.rect.width; ++dx) {
           const Coord c{static_cast<std::uint16_t>(r.rect.origin.x + dx), static_cast<std::uint16_t>(r.rect.origin.y + dy)};
           Pe& pe = ensure_pe(c);
           pe.tile_ = tile_of_row_[c.y];
-          pe.kernel_name_ = region_names_.back().get();
+          pe.region_ = regions_.back().get();
           pe.ctx_ = Pe::Ctx::init;
           r.create_on_emulator(pe, c);
           if (pe.fault_)
@@ -351,7 +357,6 @@ class Engine {
                                pe.fault_->operation + ": " + pe.fault_->message);
         }
     }
-    link_neighbors();  // kernels may have created PEs that had no route
     for (auto& pe : pes_)  // tables grew one entry at a time; a full fabric has 754,000 of each
       if (pe) {
         pe->colors_.shrink_to_fit();
@@ -514,7 +519,7 @@ class Engine {
             is->next = 0;
           }
         } else {
-          Pe* nb = pe.neighbor_[d];
+          Pe* nb = neighbor(pe, d);
           auto* ncs = nb ? nb->color_state(cs.color) : nullptr;
           const unsigned toward_us = 4 + static_cast<unsigned>(opposite(static_cast<Port>(d)));
           if (!ncs || !ncs->uses_ring(toward_us)) continue;  // the neighbour does not send us this color
@@ -565,7 +570,7 @@ class Engine {
           }
           continue;
         }
-        Pe* n = pe.neighbor_[d];
+        Pe* n = neighbor(pe, d);
         if (!n) continue;
         auto* ncs = n->color_state(cs.color);
         const unsigned toward_us = 4 + static_cast<unsigned>(opposite(static_cast<Port>(d)));
@@ -616,7 +621,7 @@ class Engine {
           if (!cs.uses_ring(4 + d) || cs.out(d).empty()) continue;
           outgoing = true;
           if (cs.out_stream(d)) t.wake_to[pe->tile_].push_back(pe);
-          else if (Pe* n = pe->neighbor_[d]) t.wake_to[n->tile_].push_back(n);
+          else if (Pe* n = neighbor(*pe, d)) t.wake_to[n->tile_].push_back(n);
         }
       pe->out_pending_ = outgoing;
       if (!outgoing && !pe->has_local_work()) {  // done: keep no ring storage
@@ -766,8 +771,9 @@ class Engine {
   }
 
   const arch::Arch* arch_;
-  std::vector<std::unique_ptr<const std::string>> region_names_;  // what PEs' reports call their kernel
+  std::vector<std::unique_ptr<LoadedRegion>> regions_;  // what PEs' reports call their kernel; its destructor
   NamePool export_names_;  // the names PEs export symbols and functions under (outlives pes_)
+  std::vector<std::unique_ptr<Pe::ColorState::StreamEnds>> stream_ends_;  // see stream_ends()
   EmuConfig config_;
   std::uint16_t width_, height_;
   std::vector<std::unique_ptr<Pe>> pes_;

@@ -21,7 +21,7 @@ template <template <class> class K, class P> void emu_create_kernel(emu::Pe& pe,
   if (mem == nullptr) return;
   Kernel* k = ::new (mem) Kernel();
   pe.kernel_ = k;
-  pe.kernel_destroy_ = [](void* p) { static_cast<Kernel*>(p)->~Kernel(); };
+  pe.region_->destroy_kernel = [](void* p) { static_cast<Kernel*>(p)->~Kernel(); };  // the same for every PE of the region
   k->init(pe, params);
 }
 

@@ -58,6 +58,12 @@ class NamePool {
 };
 inline thread_local NamePool* name_pool = nullptr;
 
+/// What the PEs of one region share: the name reports give their kernel and how to destroy it.
+struct LoadedRegion {
+  std::string name;
+  void (*destroy_kernel)(void*) = nullptr;  // set by the first PE's kernel creation
+};
+
 /// An exported symbol of a PE: a typed array the host may copy into and out of.
 struct Symbol {
   const char* name = "";  ///< interned by the engine: valid while the engine lives
@@ -71,14 +77,13 @@ struct Symbol {
 class Pe {
  public:
   Pe(const arch::Arch& a, Coord c) : arch_(&a), coord_(c) {
-    slot_of_.fill(-1);
     // Data-task ids of colors with no bound task start blocked (bind_task unblocks).
     blocked_ = (a.routable_colors >= 64) ? ~0ull : ((1ull << a.routable_colors) - 1);
   }
   Pe(const Pe&) = delete;
   Pe& operator=(const Pe&) = delete;
   ~Pe() {
-    if (kernel_ && kernel_destroy_) kernel_destroy_(kernel_);
+    if (kernel_ && region_ && region_->destroy_kernel) region_->destroy_kernel(kernel_);
   }
 
   // ---- Backend operations (kernel code) ------------------------------------------------
@@ -184,7 +189,7 @@ class Pe {
   // ---- inspection (host code, between runs) -----------------------------------------------
 
   const PeStats& stats() const { return stats_; }
-  std::string_view kernel_name() const { return kernel_name_ ? std::string_view(*kernel_name_) : std::string_view("no kernel"); }
+  std::string_view kernel_name() const { return region_ ? std::string_view(region_->name) : std::string_view("no kernel"); }
   /// Bytes of PE memory in use (kernel object + allocations).
   std::uint32_t memory_used() const { return memory_used_; }
   bool is_active(TaskId t) const { return t.value < 64 && (active_ & bit(t)) != 0; }
@@ -247,9 +252,10 @@ class Pe {
     }
     TaskSlot& bound(unsigned t) { return slots_[rank(t)]; }  // t must be bound
     TaskSlot& bind(unsigned t) {
-      const auto at = slots_.begin() + static_cast<std::ptrdiff_t>(rank(t));
+      const unsigned at = rank(t);
       bound_ |= 1ull << t;
-      return *slots_.insert(at, TaskSlot{});
+      slots_.insert(at, TaskSlot{});
+      return slots_[at];
     }
 
     void shrink_to_fit() { slots_.shrink_to_fit(); }
@@ -258,7 +264,7 @@ class Pe {
    private:
     unsigned rank(unsigned t) const { return static_cast<unsigned>(std::popcount(bound_ & ((1ull << t) - 1u))); }
     std::uint64_t bound_ = 0;
-    std::vector<TaskSlot> slots_;
+    CompactVector<TaskSlot> slots_;
   };
   struct ColorState {
     Color color{};
@@ -297,13 +303,9 @@ class Pe {
       InStream* in[4] = {};
       OutStream* out[4] = {};
     };
-    std::unique_ptr<StreamEnds> streams;
+    StreamEnds* streams = nullptr;  // owned by the engine (Engine::stream_ends_)
     InStream* in_stream(unsigned d) const { return streams ? streams->in[d] : nullptr; }
     OutStream* out_stream(unsigned d) const { return streams ? streams->out[d] : nullptr; }
-    StreamEnds& stream_ends() {
-      if (!streams) streams = std::make_unique<StreamEnds>();
-      return *streams;
-    }
   };
   struct AsyncOp {
     DsdInstr ins;
@@ -357,11 +359,18 @@ class Pe {
     }
     return name_pool->intern(name);
   }
+  // Index of color c in colors_ (which is in color order), or -1 when c has no route here.
+  int slot_of(unsigned c) const {
+    if (c >= max_colors || ((color_mask_ >> c) & 1u) == 0) return -1;
+    return std::popcount(color_mask_ & ((1u << c) - 1u));
+  }
   ColorState* color_state(Color c) {
-    return c.value < max_colors && slot_of_[c.value] >= 0 ? &colors_[slot_of_[c.value]] : nullptr;
+    const int s = slot_of(c.value);
+    return s >= 0 ? &colors_[static_cast<std::size_t>(s)] : nullptr;
   }
   const ColorState* color_state(Color c) const {
-    return c.value < max_colors && slot_of_[c.value] >= 0 ? &colors_[slot_of_[c.value]] : nullptr;
+    const int s = slot_of(c.value);
+    return s >= 0 ? &colors_[static_cast<std::size_t>(s)] : nullptr;
   }
 
   std::string context_text() const {
@@ -447,18 +456,17 @@ class Pe {
 
   const arch::Arch* arch_;
   Coord coord_;
-  const std::string* kernel_name_ = nullptr;
+  LoadedRegion* region_ = nullptr;  // owned by the engine; shared by the region's PEs
   void* kernel_ = nullptr;
-  void (*kernel_destroy_)(void*) = nullptr;
   std::uint32_t memory_used_ = 0;
 
   TaskTable tasks_;
   std::uint64_t active_ = 0, blocked_ = 0, data_bound_ = 0;
 
-  std::array<std::int8_t, max_colors> slot_of_{};
-  std::vector<ColorState> colors_;
+  static_assert(max_colors <= 32, "color_mask_ holds one bit per color");
+  std::uint32_t color_mask_ = 0;  // bit c: color c has a route here (colors_ slot = rank of the bit)
+  CompactVector<ColorState> colors_;  // in color order
   std::unique_ptr<Ring[]> ring_table_;  // every color's rings, packed (ColorState::rings)
-  Pe* neighbor_[4] = {};  // N, E, S, W; nullptr off the grid or where no PE state exists
   std::uint32_t rx_slots_[4] = {};  // bit i: colors_[i] receives from that direction
   bool has_out_stream_ = false;     // some color leaves the grid into a host output stream
 

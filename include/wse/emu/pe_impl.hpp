@@ -88,11 +88,11 @@ inline void Pe::dsd(const DsdInstr& ins) {
   a.issuer_fn = ctx_fn_;
   for (int k = 0; k < nsrc; ++k)
     if (srcs[k]->kind == OperandKind::fabin) {
-      a.in_slot[k] = slot_of_[srcs[k]->color.value];
+      a.in_slot[k] = static_cast<std::int8_t>(slot_of(srcs[k]->color.value));
       a.in_mask |= 1ull << srcs[k]->color.value;
     }
   if (ins.dst.kind == OperandKind::fabout) {
-    a.out_slot = slot_of_[ins.dst.color.value];
+    a.out_slot = static_cast<std::int8_t>(slot_of(ins.dst.color.value));
     a.out_mask = 1ull << ins.dst.color.value;
   }
   if (timed_ && ctx_ != Ctx::init) {

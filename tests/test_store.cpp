@@ -241,6 +241,18 @@ TEST_CASE("the parameter file: parameters(spec) in order, fp32 little-endian, no
   CHECK(same_bits(reopened.read("wte"), mem.read("wte")));
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool under_address_sanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool under_address_sanitizer = true;
+#else
+constexpr bool under_address_sanitizer = false;
+#endif
+#else
+constexpr bool under_address_sanitizer = false;
+#endif
+
 TEST_CASE("file-backed: a model far larger than the buffers is initialized and stepped tensor by tensor") {
   TempDir dir;
   const ws::ModelSpec m = mid();
@@ -270,7 +282,9 @@ TEST_CASE("file-backed: a model far larger than the buffers is initialized and s
   MESSAGE("model ", model_bytes / 1000000.0, " MB (+", 2 * model_bytes / 1000000.0, " MB AdamW state); working buffers ",
           s.buffer_bytes(), " bytes; RSS growth ", (rss1 - rss0) / 1000000.0, " MB");
   CHECK(s.buffer_bytes() <= 4 * budget);  // parameters, gradient, exp_avg, exp_avg_sq
-  if (rss0 > 0 && !small()) CHECK(rss1 - rss0 < static_cast<long long>(model_bytes / 2));
+  // Resident memory says something only with the plain allocator: ASan keeps freed blocks in
+  // its quarantine (25 MB here), and the TSan run is the small one.
+  if (rss0 > 0 && !small() && !under_address_sanitizer) CHECK(rss1 - rss0 < static_cast<long long>(model_bytes / 2));
 
   // The chunked update equals one whole-tensor AdamW update.
   const auto gw = gradient(wte, 1);

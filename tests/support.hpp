@@ -15,10 +15,12 @@ inline unsigned threads() {
 /// True under $WSE_TEST_SMALL (the TSan run): tests may shrink their sizes.
 inline bool small() { return std::getenv("WSE_TEST_SMALL") != nullptr; }
 
-/// The emulator config tests use: threads() workers.
+/// The emulator config tests use: threads() workers, even on grids too small for
+/// EmuConfig::min_pes_per_thread (so the threaded paths run on small test programs).
 inline wse::emu::EmuConfig config() {
   wse::emu::EmuConfig c;
   c.threads = threads();
+  c.min_pes_per_thread = 1;
   return c;
 }
 

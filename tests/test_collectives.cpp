@@ -347,7 +347,7 @@ TEST_CASE("collectives: automatic picks the predicted fastest, and timed counts 
       Program prog(arch::wse2, 11, 7);
       const coll::Params cp = coll::allreduce<float>(prog, prog.grid(), 20, {.algorithm = alg});
       prog.add_region<RigKernel<float>::K>(prog.grid(), RigParams{cp, prog.allocate_task("done", prog.grid())});
-      emu::EmuConfig cfg;
+      emu::EmuConfig cfg = wse_test::config();
       cfg.threads = threads;
       cfg.timed = true;
       host::Runtime rt(prog, cfg);

@@ -130,6 +130,23 @@ TEST_CASE("broadcasts and row reductions: identical for 1, 2, 3 and 8 threads, a
   }
 }
 
+TEST_CASE("EmuConfig::min_pes_per_thread caps the workers on small grids; the answer stays the same") {
+  auto workers = [](std::uint16_t w, std::uint16_t h, unsigned threads, unsigned min_pes) {
+    emu::EmuConfig cfg;
+    cfg.threads = threads;
+    cfg.min_pes_per_thread = min_pes;
+    return host::Runtime(mesh_program(w, h, 4), cfg).describe();
+  };
+  CHECK(emu::EmuConfig{}.min_pes_per_thread == 128);
+  CHECK(workers(4, 4, 8, 128).find(" 1 thread(s)") != std::string::npos);    // 16 PEs: one worker
+  CHECK(workers(16, 16, 8, 128).find(" 2 thread(s)") != std::string::npos);  // 256 PEs: two
+  CHECK(workers(16, 16, 8, 0).find(" 8 thread(s)") != std::string::npos);    // 0 counts as 1
+  CHECK(workers(4, 4, 8, 1).find(" 4 thread(s)") != std::string::npos);      // never more than the rows
+  emu::EmuConfig capped;
+  capped.threads = 8;
+  CHECK(run_mesh(capped, 9, 7, 40) == run_mesh(1u, 9, 7, 40));
+}
+
 TEST_CASE("a stalled program reports the same stuck PEs for every thread count") {
   // Columns broadcast, but only some rows bind the row data task: the rest stall.
   auto run = [](unsigned threads) {

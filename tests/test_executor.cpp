@@ -4,8 +4,8 @@
 // every gradient tensor within 1e-4 of the tensor's max-abs reference gradient (floor: 1e-3 of
 // the model's largest); five optimizer steps through the store (tiny-gpt2: SGD with momentum
 // and AdamW; the others one of them) track the reference's losses within 1e-4 relative; a
-// held-out spec on a 1x2 grid; losses bit-identical for 1 and 2 threads; tiny-gpt2 and
-// tiny-neox against tests/torch_reference.py (PyTorch; WSE_SKIP_TORCH=1 skips it).
+// held-out spec on a 1x2 grid; losses bit-identical for 1 and 2 threads; every tiny family and
+// the held-out spec against tests/torch_reference.py (PyTorch; WSE_SKIP_TORCH=1 skips it).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -19,10 +19,9 @@
 #include <string>
 #include <unistd.h>
 #include <vector>
-#include <wse/stream/executor.hpp>
+#include <wse/executor.hpp>
 
-#include "reference_model.hpp"
-#include "support.hpp"
+#include "executor_support.hpp"
 
 using namespace wse;
 using namespace wse::stream;
@@ -51,52 +50,11 @@ std::vector<std::int32_t> tokens(const ModelSpec& m, std::uint64_t seed, std::ui
   return t;
 }
 
-ref::Batch batch_of(const std::vector<std::int32_t>& tok, std::uint32_t seq = kSeq) {
-  ref::Batch b{.batch = kBatch, .seq = seq, .inputs = {}, .targets = {}};
-  for (std::uint32_t n = 0; n < kBatch; ++n)
-    for (std::uint32_t s = 0; s < seq; ++s) {
-      b.inputs.push_back(tok[n * (seq + 1) + s]);
-      b.targets.push_back(tok[n * (seq + 1) + s + 1]);
-    }
-  return b;
-}
-
-ref::Tensors weights(const WeightStore& s) {
-  ref::Tensors w;
-  for (const auto& t : s.tensors()) w.push_back(s.read(t.name));
-  return w;
-}
-
-emu::EmuConfig cfg(unsigned threads) {
-  emu::EmuConfig c = wse_test::config();
-  c.threads = threads;
-  return c;
-}
-
-double rel(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1e-30); }
-
-// Max over tensors of (max abs diff) / max(tensor max-abs, 1e-3 * model max-abs).
-double grad_error(const std::vector<std::vector<float>>& got, const ref::Tensors& want, const std::vector<TensorSpec>& ts,
-                  std::string* worst) {
-  double model_max = 0;
-  for (const auto& g : want)
-    for (float v : g) model_max = std::max(model_max, double(std::abs(v)));
-  double e = 0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    REQUIRE(got[i].size() == want[i].size());
-    double diff = 0, mx = 0;
-    for (std::size_t k = 0; k < want[i].size(); ++k) {
-      diff = std::max(diff, double(std::abs(got[i][k] - want[i][k])));
-      mx = std::max(mx, double(std::abs(want[i][k])));
-    }
-    const double r = diff / std::max(mx, 1e-3 * model_max);
-    if (r > e) {
-      e = r;
-      if (worst) *worst = ts[i].name;
-    }
-  }
-  return e;
-}
+ref::Batch batch_of(const std::vector<std::int32_t>& tok, std::uint32_t seq = kSeq) { return wse_test::batch_of(tok, kBatch, seq); }
+emu::EmuConfig cfg(unsigned threads) { return wse_test::config_with(threads); }
+using wse_test::grad_error;
+using wse_test::rel;
+using wse_test::weights;
 
 void first_step(const ModelSpec& m, std::uint16_t gw = kW, std::uint16_t gh = kH, std::uint32_t seq = kSeq) {
   const std::string name = m.name;
@@ -174,12 +132,19 @@ TEST_CASE("executor: tiny-neo, tiny-j, tiny-neox first step and five steps") {
 
 // The held-out spec of test_torch_reference.cpp (no preset has it): vocab 37 and 3 heads allow
 // only one feature band, so a 1 x 2 grid, and seq 4 (2 x 8 tokens of 3 blocks do not fit a PE).
+namespace {
+// Written as a new user would: a shape no preset has.
+ModelSpec held_out() {
+  return ModelSpec{.name = "held-out-24x3", .vocab = 37, .context = 20, .d_model = 24, .layers = 3, .heads = 3, .d_ff = 40,
+                   .positions = Positions::rotary, .rotary_dims = 4, .rotary_style = RotaryStyle::half,
+                   .residual = Residual::sequential, .gelu = Gelu::erf, .local_window = 5, .local_layers = LocalLayers::all,
+                   .scale_attention = true, .qkv_bias = true, .attn_out_bias = false, .mlp_bias = true, .tied_head = false,
+                   .head_bias = false, .layer_norm_eps = 1e-6f};
+}
+}  // namespace
+
 TEST_CASE("executor: a held-out spec (d 24, 3 heads, 3 blocks, rotary half, local window 5, erf, untied) on 1x2") {
-  const ModelSpec m{.name = "held-out-24x3", .vocab = 37, .context = 20, .d_model = 24, .layers = 3, .heads = 3, .d_ff = 40,
-                    .positions = Positions::rotary, .rotary_dims = 4, .rotary_style = RotaryStyle::half,
-                    .residual = Residual::sequential, .gelu = Gelu::erf, .local_window = 5, .local_layers = LocalLayers::all,
-                    .scale_attention = true, .qkv_bias = true, .attn_out_bias = false, .mlp_bias = true, .tied_head = false,
-                    .head_bias = false, .layer_norm_eps = 1e-6f};
+  const ModelSpec m = held_out();
   if (wse_test::small()) {
     MESSAGE("WSE_TEST_SMALL: the held-out spec runs in the default, ASan and single-header suites");
     return;
@@ -218,9 +183,11 @@ void write_text(const fs::path& p, const std::string& s) {
 }
 
 struct TorchCase {
-  const char* name;
+  ModelSpec model;
   Optimizer opt;
   std::string opt_json;
+  std::uint16_t width = kW, height = kH;
+  std::uint32_t seq = kSeq;
   fs::path dir{};
   std::vector<std::int32_t> all{};
 };
@@ -228,11 +195,11 @@ constexpr std::uint32_t kTorchSteps = 6;
 
 // Writes the script's input directory (weights from fill(store, 5), six batches of tokens).
 void prepare(TorchCase& c) {
-  const ModelSpec m = preset(c.name);
+  const ModelSpec& m = c.model;
   WeightStore store(m, c.opt);
   fill(store, 5);
   for (std::uint32_t k = 0; k < kTorchSteps; ++k) {
-    const auto t = tokens(m, 500 + k);
+    const auto t = tokens(m, 500 + k, c.seq);
     c.all.insert(c.all.end(), t.begin(), t.end());
   }
   c.dir = fs::temp_directory_path() / ("wse_exec_torch_" + m.name + "_" + std::to_string(static_cast<long>(::getpid())));
@@ -240,7 +207,7 @@ void prepare(TorchCase& c) {
   fs::create_directories(c.dir);
   write_text(c.dir / "model.json", to_json(m));
   write_text(c.dir / "config.json", c.opt_json + ", \"steps\": " + std::to_string(kTorchSteps) + ", \"batch\": " +
-                                        std::to_string(kBatch) + ", \"seq\": " + std::to_string(kSeq) + "}");
+                                        std::to_string(kBatch) + ", \"seq\": " + std::to_string(c.seq) + "}");
   std::vector<float> flat;
   for (const auto& t : store.tensors()) {
     const auto v = store.read(t.name);
@@ -252,7 +219,7 @@ void prepare(TorchCase& c) {
 
 // Runs the executor for six steps against the script's out.bin.
 void check_against(const TorchCase& c) {
-  const ModelSpec m = preset(c.name);
+  const ModelSpec& m = c.model;
   WeightStore store(m, c.opt);
   fill(store, 5);
   std::size_t n_params = 0;
@@ -264,10 +231,10 @@ void check_against(const TorchCase& c) {
   REQUIRE_MESSAGE(out.size() == kTorchSteps + 2 * n_params, "torch_reference.py failed; see " << (c.dir / "log.txt").string());
   fs::remove_all(c.dir);
 
-  Executor ex(m, kBatch, kSeq, kW, kH, arch::wse2, cfg(wse_test::threads()));
+  Executor ex(m, kBatch, c.seq, c.width, c.height, arch::wse2, cfg(wse_test::threads()));
   double worst_loss = 0, grad_err = 0;
   std::string worst;
-  const std::size_t per = std::size_t{kBatch} * (kSeq + 1);
+  const std::size_t per = std::size_t{kBatch} * (c.seq + 1);
   for (std::uint32_t k = 0; k < kTorchSteps; ++k) {
     const std::vector<std::int32_t> tok(c.all.begin() + static_cast<std::ptrdiff_t>(k * per),
                                         c.all.begin() + static_cast<std::ptrdiff_t>((k + 1) * per));
@@ -291,7 +258,7 @@ void check_against(const TorchCase& c) {
     worst_loss = std::max(worst_loss, rel(loss, out[k]));
     CHECK(rel(loss, out[k]) < 1e-4);
   }
-  MESSAGE(std::string(c.name) << " vs torch: losses within " << worst_loss << " relative, first-step gradients " << grad_err
+  MESSAGE(m.name << " vs torch: losses within " << worst_loss << " relative, first-step gradients " << grad_err
                               << " (worst " << worst << ")");
 }
 
@@ -311,27 +278,27 @@ void against_torch(std::vector<TorchCase> cases) {
   cmd += "wait";
   REQUIRE(std::system(cmd.c_str()) == 0);
   for (const auto& c : cases) {
-    CAPTURE(std::string(c.name));
+    CAPTURE(c.model.name);
     check_against(c);
   }
 }
 }  // namespace
 
-// tiny-gpt2 (SGD momentum) and tiny-neox (AdamW) by default (each python run costs seconds);
-// WSE_EXECUTOR_TORCH_ALL=1 adds tiny-neo and tiny-j (AdamW).
-TEST_CASE("executor: against PyTorch, tiny-gpt2 (SGD momentum), tiny-neox (AdamW)") {
+// Every tiny family and the held-out spec, each with one optimizer (the python runs go in
+// parallel; importing torch costs seconds each).
+TEST_CASE("executor: against PyTorch, tiny-gpt2, tiny-neo, tiny-j, tiny-neox and the held-out spec") {
   if (wse_test::small()) {  // the TSan run: PyTorch agreement does not depend on threads
     MESSAGE("WSE_TEST_SMALL: the PyTorch comparison runs in the default, ASan and single-header suites");
     return;
   }
   const std::string sgd = R"({"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0)";
   const std::string adamw = R"({"optimizer": "adamw", "lr": 0.001, "betas": [0.9, 0.999], "eps": 1e-08, "weight_decay": 0.01)";
-  const AdamW aw{.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01};
-  std::vector<TorchCase> cases{{"tiny-gpt2", Sgd{.lr = 0.05, .momentum = 0.9}, sgd}, {"tiny-neox", aw, adamw}};
-  const char* all = std::getenv("WSE_EXECUTOR_TORCH_ALL");
-  if (all && std::string(all) == "1") {
-    cases.push_back({"tiny-neo", aw, adamw});
-    cases.push_back({"tiny-j", aw, adamw});
-  }
+  const Optimizer sgd_opt = Sgd{.lr = 0.05, .momentum = 0.9};
+  const Optimizer adamw_opt = AdamW{.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01};
+  std::vector<TorchCase> cases{{.model = preset("tiny-gpt2"), .opt = sgd_opt, .opt_json = sgd},
+                               {.model = preset("tiny-neo"), .opt = adamw_opt, .opt_json = adamw},
+                               {.model = preset("tiny-j"), .opt = sgd_opt, .opt_json = sgd},
+                               {.model = preset("tiny-neox"), .opt = adamw_opt, .opt_json = adamw},
+                               {.model = held_out(), .opt = adamw_opt, .opt_json = adamw, .width = 1, .height = 2, .seq = 4}};
   against_torch(std::move(cases));
 }

@@ -313,7 +313,7 @@ StencilRun run_stencil(bool timed, unsigned threads) {
   wse::Program prog(wse::arch::wse2, 6, 5);
   prog.add_region<wse::kernels::Stencil7>(p.area, p);
   wse::kernels::stencil7_routes(prog.route_sink(), p);
-  wse::emu::EmuConfig cfg;
+  wse::emu::EmuConfig cfg = wse_test::config();
   cfg.threads = threads;
   cfg.timed = timed;
   wse::host::Runtime rt(prog, cfg);

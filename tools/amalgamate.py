@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
-"""Assembles single_include/wse/wse.hpp (everything), single_include/wse/kernel.hpp (the
-freestanding kernel-facing layers) and single_include/wse/stream.hpp (kernel part + weight
-streaming, without the emulator) from include/wse/ (Python 3 standard library only).
+"""Assembles single_include/wse/wse.hpp (everything in include/), single_include/wse/kernel.hpp
+(the freestanding kernel-facing layers), single_include/wse/stream.hpp (kernel part + weight
+streaming, without the emulator) and single_include/wse/executor.hpp (everything plus the
+weight-streaming executor and the kernels/ files it runs) from include/wse/ and kernels/
+(Python 3 standard library only).
 
 Every quoted include ("...") is replaced by the file it names, once, in the order first met;
-angle-bracket includes stay as they are. All files start with the same kernel part inside
-one include guard, and wse.hpp and stream.hpp share the stream part inside another, so a
-program may include any of them together (kernels/ include
-<wse/kernel.hpp>, host programs <wse/wse.hpp>). The result is deterministic, so CI can
-regenerate it and fail on any difference.
+so are <kernels/...> and the umbrella headers <wse/{kernel,program,host,stream,wse}.hpp>
+(kernels/ and the executor spell them so). Other angle-bracket includes stay as they are.
+All files start with the same kernel part inside one include guard; stream.hpp, wse.hpp and
+executor.hpp share the stream part inside another, wse.hpp and executor.hpp the host part
+inside a third, so a program may include any of them together. executor.hpp holds copies of
+kernels/{channels,stream_linear,transformer_ops,transformer_train}.hpp: do not also include
+those files from kernels/. The result is deterministic, so CI can regenerate it and fail on
+any difference.
 
-Usage: tools/amalgamate.py            write single_include/wse/{wse,kernel}.hpp
+Usage: tools/amalgamate.py            write single_include/wse/*.hpp
        tools/amalgamate.py --check    exit 1 if a file on disk is not what would be written
 """
 import argparse
@@ -23,7 +28,11 @@ INCLUDE = ROOT / "include" / "wse"
 OUT = ROOT / "single_include" / "wse"
 KERNEL_GUARD = "WSE_SINGLE_HEADER_KERNEL_PART_"
 STREAM_GUARD = "WSE_SINGLE_HEADER_STREAM_PART_"
-QUOTED = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
+HOST_GUARD = "WSE_SINGLE_HEADER_HOST_PART_"
+EXECUTOR_GUARD = "WSE_SINGLE_HEADER_EXECUTOR_PART_"
+QUOTED = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*(//.*)?$')
+# Angle-bracket includes that name a file of this repository (and are inlined like quoted ones).
+OURS = re.compile(r'^\s*#\s*include\s+<(kernels/[^>]+|wse/(?:kernel|program|host|stream|wse)\.hpp)>\s*(//.*)?$')
 PRAGMA_ONCE = re.compile(r"^\s*#\s*pragma\s+once\s*$")
 
 
@@ -38,16 +47,21 @@ def expand(path: pathlib.Path, seen: set, out: list) -> None:
     if path in seen:
         return
     seen.add(path)
-    rel = path.relative_to(ROOT / "include").as_posix()
+    rel = path.relative_to(ROOT).as_posix().removeprefix("include/")
     out.append(f"// ---- begin {rel} ----\n")
     for line in path.read_text().splitlines(keepends=True):
         if PRAGMA_ONCE.match(line):
             continue
         m = QUOTED.match(line)
-        if m:
-            target = (path.parent / m.group(1)).resolve()
+        ours = OURS.match(line)
+        if m or ours:
+            if m:
+                target = (path.parent / m.group(1)).resolve()
+            else:
+                name = ours.group(1)
+                target = (ROOT / name) if name.startswith("kernels/") else (ROOT / "include" / name)
             if not target.is_file():
-                sys.exit(f"{rel}: included file {m.group(1)} not found")
+                sys.exit(f"{rel}: included file {(m or ours).group(1)} not found")
             expand(target, seen, out)
             continue
         out.append(line)
@@ -67,18 +81,19 @@ def preamble(what: str) -> list:
     ]
 
 
-def kernel_part(seen: set) -> list:
-    out = [f"#ifndef {KERNEL_GUARD}\n", f"#define {KERNEL_GUARD}\n"]
-    expand(INCLUDE / "kernel.hpp", seen, out)
-    out.append(f"#endif  // {KERNEL_GUARD}\n")
+def guarded(guard: str, header: str, seen: set) -> list:
+    out = [f"#ifndef {guard}\n", f"#define {guard}\n"]
+    expand(INCLUDE / header, seen, out)
+    out.append(f"#endif  // {guard}\n")
     return out
+
+
+def kernel_part(seen: set) -> list:
+    return guarded(KERNEL_GUARD, "kernel.hpp", seen)
 
 
 def stream_part(seen: set) -> list:
-    out = [f"#ifndef {STREAM_GUARD}\n", f"#define {STREAM_GUARD}\n"]
-    expand(INCLUDE / "stream.hpp", seen, out)
-    out.append(f"#endif  // {STREAM_GUARD}\n")
-    return out
+    return guarded(STREAM_GUARD, "stream.hpp", seen)
 
 
 def build() -> dict:
@@ -86,9 +101,12 @@ def build() -> dict:
     seen: set = set()
     stream = preamble("kernel-facing layers and weight streaming") + kernel_part(seen) + stream_part(seen)
     seen = set()
-    everything = preamble("everything") + kernel_part(seen) + stream_part(seen)
-    expand(INCLUDE / "wse.hpp", seen, everything)
-    return {OUT / "kernel.hpp": "".join(kernel), OUT / "stream.hpp": "".join(stream), OUT / "wse.hpp": "".join(everything)}
+    everything = preamble("everything") + kernel_part(seen) + stream_part(seen) + guarded(HOST_GUARD, "wse.hpp", seen)
+    seen = set()
+    executor = (preamble("everything and the weight-streaming executor with its kernels") + kernel_part(seen) +
+                stream_part(seen) + guarded(HOST_GUARD, "wse.hpp", seen) + guarded(EXECUTOR_GUARD, "executor.hpp", seen))
+    return {OUT / "kernel.hpp": "".join(kernel), OUT / "stream.hpp": "".join(stream), OUT / "wse.hpp": "".join(everything),
+            OUT / "executor.hpp": "".join(executor)}
 
 
 def main() -> int:

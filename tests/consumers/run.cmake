@@ -28,14 +28,18 @@ if(MODE STREQUAL "pkg_config")
   endif()
   separate_arguments(flags UNIX_COMMAND "${flags}")
   run(${CXX} ${consumer_src}/main.cpp ${flags} -o ${WORK_DIR}/consumer)
+  run(${CXX} -O1 ${consumer_src}/stream_main.cpp ${flags} -o ${WORK_DIR}/consumer_stream)
 elseif(MODE STREQUAL "single_header")
   # Nothing but a C++20 compiler and the one header.
   run(${CXX} -std=c++20 -I${SOURCE_DIR}/single_include ${consumer_src}/main.cpp -o ${WORK_DIR}/consumer)
+  run(${CXX} -std=c++20 -O1 -I${SOURCE_DIR}/single_include ${consumer_src}/stream_main.cpp -o ${WORK_DIR}/consumer_stream -pthread)
 else()
   run(${CMAKE_COMMAND} -S ${consumer_src} -B ${WORK_DIR}/build -G Ninja -DCMAKE_BUILD_TYPE=Release
       -DCMAKE_CXX_COMPILER=${CXX} -DWSE_CONSUME=${MODE} -DWSE_SOURCE_DIR=${SOURCE_DIR}
       -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)
   run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
   file(RENAME ${WORK_DIR}/build/consumer ${WORK_DIR}/consumer)
+  file(RENAME ${WORK_DIR}/build/consumer_stream ${WORK_DIR}/consumer_stream)
 endif()
 run(${WORK_DIR}/consumer)
+run(${WORK_DIR}/consumer_stream)

@@ -36,6 +36,12 @@ namespace wse::emu {
 /// the run reports.
 struct EmuConfig {
   unsigned threads = 1;                   ///< worker threads (= tiles); 0 = all hardware threads
+  /// Fewer PEs than this per worker and run() uses fewer workers (at least one; never more
+  /// than the grid has rows): on small grids the two barriers per epoch cost more than the
+  /// work they share (a 4x4 training pass ran 1.6x slower on 2 threads than on 1;
+  /// docs/performance.md). 1 = always `threads` workers (the tests use it to exercise threading
+  /// on small grids). Engine::tiles() says how many run.
+  unsigned min_pes_per_thread = 128;
   unsigned router_buffer_depth = 8;       ///< wavelets buffered per link, color and direction (1..16)
   std::uint64_t max_epochs = 50'000'000;  ///< a run stops with RunStatus::epoch_limit after this many
   unsigned max_task_runs_per_epoch = 64;  ///< task runs per PE per epoch before yielding
@@ -326,7 +332,8 @@ class Engine {
   }
 
   void setup_tiles() {
-    const unsigned n = std::max(1u, std::min<unsigned>(config_.threads, height_));
+    const std::size_t by_work = std::size_t{width_} * height_ / std::max(1u, config_.min_pes_per_thread);
+    const unsigned n = static_cast<unsigned>(std::max<std::size_t>(1, std::min<std::size_t>({config_.threads, height_, by_work})));
     tiles_.resize(n);
     tile_of_row_.resize(height_);
     for (unsigned t = 0; t < n; ++t) {
@@ -495,6 +502,8 @@ class Engine {
       }
       // Colors receiving from d, from slot `first` on, then wrapping around.
       const std::uint32_t receivers = pe.rx_slots_[d];
+      if (receivers == 0) continue;
+      Pe* const nb = neighbor(pe, d);  // once per direction, not per color
       const std::uint32_t from_first = receivers & (~0u << first);
       for (std::uint32_t order = from_first, rest = receivers & ~from_first; order != 0 || rest != 0;) {
         if (order == 0) {
@@ -519,7 +528,6 @@ class Engine {
             is->next = 0;
           }
         } else {
-          Pe* nb = neighbor(pe, d);
           auto* ncs = nb ? nb->color_state(cs.color) : nullptr;
           const unsigned toward_us = 4 + static_cast<unsigned>(opposite(static_cast<Port>(d)));
           if (!ncs || !ncs->uses_ring(toward_us)) continue;  // the neighbour does not send us this color
@@ -547,6 +555,7 @@ class Engine {
   bool pull(Pe& pe) const {
     if (config_.timed) return pull_timed(pe);
     bool progress = false;
+    Pe* const nbs[4] = {neighbor(pe, 0), neighbor(pe, 1), neighbor(pe, 2), neighbor(pe, 3)};  // once per PE, not per color
     for (auto& cs : pe.colors_) {
       const PortSet rx = cs.rx;
       for (unsigned d = 0; d < 4; ++d) {
@@ -570,7 +579,7 @@ class Engine {
           }
           continue;
         }
-        Pe* n = neighbor(pe, d);
+        Pe* const n = nbs[d];
         if (!n) continue;
         auto* ncs = n->color_state(cs.color);
         const unsigned toward_us = 4 + static_cast<unsigned>(opposite(static_cast<Port>(d)));

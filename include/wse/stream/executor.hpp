@@ -17,10 +17,11 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-#include <wse/host.hpp>
-#include <wse/program.hpp>
+#include "../host.hpp"
+#include "../program.hpp"
 
-#include "../../../kernels/transformer_train.hpp"
+#include <kernels/transformer_train.hpp>  // the wse::kernels target (or <wse source>/ on the include path)
+
 #include "model.hpp"
 #include "store.hpp"
 

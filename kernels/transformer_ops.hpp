@@ -73,6 +73,7 @@ inline double exp(double x) {
 /// Natural log for x > 0: x = m 2^e with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh((m-1)/(m+1)).
 inline double log(double x) {
   if (!(x > 0.0)) return x == 0.0 ? -1e308 * 10.0 : (x - x) / (x - x);
+  if (x > 1.7976931348623157e308) return x;  // +inf: the scaling loop below would never end
   int e = 0;
   double m = x;
   while (m >= 2.0 * 1.4142135623730951) { m *= 0.25; e += 2; }
@@ -91,6 +92,7 @@ inline double log(double x) {
 /// Square root for x >= 0: scale into [1/4, 4) by powers of 4, then Newton.
 inline double sqrt(double x) {
   if (!(x > 0.0)) return x == 0.0 ? 0.0 : (x - x) / (x - x);
+  if (x > 1.7976931348623157e308) return x;  // +inf: the scaling loop below would never end
   double m = x, s = 1.0;
   while (m >= 4.0) { m *= 0.25; s *= 2.0; }
   while (m < 0.25) { m *= 4.0; s *= 0.5; }

@@ -153,9 +153,55 @@ TEST_CASE("executor: a held-out spec (d 24, 3 heads, 3 blocks, rotary half, loca
   steps(m, AdamW{.lr = 1e-3}, wse_test::threads(), nullptr, 1, 2, 4);
 }
 
-TEST_CASE("executor: refuses a grid that does not divide the model") {
-  CHECK_THROWS_AS(Executor(preset("tiny-gpt2"), 3, 8, 4, 2), ExecutorError);
-  CHECK_THROWS_AS(Executor(preset("tiny-gpt2"), 2, 8, 3, 2), ExecutorError);
+namespace {
+// The message of the ExecutorError `f()` throws ("" when it throws none).
+std::string executor_error(auto&& f) {
+  try {
+    f();
+  } catch (const ExecutorError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST_CASE("executor: refuses what it cannot run, naming the model, the setup and the number at fault") {
+  using wse_test::contains;
+  const ModelSpec g = preset("tiny-gpt2");
+  CHECK(contains(executor_error([&] { Executor(g, 3, 8, 4, 2); }), "the grid height 2 must divide the batch"));
+  CHECK(contains(executor_error([&] { Executor(g, 2, 8, 3, 2); }), "the grid width 3 must divide d_model = 32"));
+  CHECK(contains(executor_error([&] { Executor(g, 0, 8, 4, 2); }), "batch must be at least 1"));
+  CHECK(contains(executor_error([&] { Executor(g, 2, 0, 4, 2); }), "seq must be at least 1"));
+  // Rotary models too: seq may not exceed the context.
+  CHECK(contains(executor_error([&] { Executor(preset("tiny-j"), 2, 17, 4, 2); }), "longer than the model's context 16"));
+  // Too many tokens per PE row for 48 KiB: an ExecutorError (not a bare ProgramError) that names the setup.
+  const std::string memory = executor_error([&] { Executor(g, 8, 16, 4, 1); });
+  CHECK(contains(memory, "model 'tiny-gpt2', batch 8 x seq 16 on 4x1: cannot load"));
+  CHECK(contains(memory, "PE memory over budget"));
+
+  Executor ex(g, kBatch, kSeq, kW, kH, arch::wse2, cfg(wse_test::threads()));
+  CHECK(ex.pe_memory_used() > 0);
+  CHECK(ex.pe_memory_used() <= arch::wse2.pe_memory_bytes);
+  WeightStore store(g, Sgd{.lr = 0.1});
+  fill(store, 1);
+  std::vector<std::int32_t> tok = tokens(g, 5);
+  tok.pop_back();
+  CHECK(contains(executor_error([&] { ex.forward_backward(store, tok); }), "batch * (seq + 1) = 18 ids, got 17"));
+  tok.push_back(64);
+  CHECK(contains(executor_error([&] { ex.forward_backward(store, tok); }), "token id 64 at [1, 8] is outside the vocab 0..63"));
+  // A store of another model: refused before anything runs (it used to read past the weights).
+  ModelSpec wider = g;
+  wider.d_ff = 2 * g.d_ff;
+  WeightStore other(wider, Sgd{.lr = 0.1});
+  tok.back() = 1;
+  CHECK(contains(executor_error([&] { ex.step(other, tok); }), "differs from the executor's (executor \"d_ff\": 128, store \"d_ff\": 256)"));
+  CHECK(other.step() == 0);
+  // Only the name differs: accepted.
+  ModelSpec renamed = g;
+  renamed.name = "my-copy-of-tiny-gpt2";
+  WeightStore same(renamed, Sgd{.lr = 0.1});
+  fill(same, 1);
+  CHECK(std::isfinite(ex.forward_backward(same, tok)));
 }
 
 // ---- against PyTorch (tests/torch_reference.py; the directory format of docs/reference-model.md)

@@ -561,3 +561,25 @@ TEST_CASE("transformer ops: causal self-attention with scale, local window and r
   }
   MESSAGE("attention max normwise relative errors: " << worst.str());
 }
+
+TEST_CASE("transformer ops: the freestanding log and sqrt agree with <cmath> and end on inf, NaN and 0") {
+  namespace m = ko::transformer_ops_math;
+  const double inf = HUGE_VAL;
+  // +inf used to loop forever in the range reduction (a LayerNorm or loss fed inf hung).
+  CHECK(m::log(inf) == inf);
+  CHECK(m::sqrt(inf) == inf);
+  CHECK(std::isnan(m::log(std::nan(""))));
+  CHECK(std::isnan(m::sqrt(std::nan(""))));
+  CHECK(std::isnan(m::log(-1.0)));
+  CHECK(std::isnan(m::sqrt(-1.0)));
+  CHECK(m::log(0.0) == -inf);
+  CHECK(m::sqrt(0.0) == 0.0);
+  double worst_log = 0, worst_sqrt = 0;
+  for (double x = 1e-300; x < 1e300; x *= 7.3) {
+    worst_log = std::max(worst_log, std::abs(m::log(x) - std::log(x)) / std::max(1.0, std::abs(std::log(x))));
+    worst_sqrt = std::max(worst_sqrt, std::abs(m::sqrt(x) - std::sqrt(x)) / std::sqrt(x));
+  }
+  CHECK(worst_log < 1e-14);
+  CHECK(worst_sqrt < 1e-15);
+  CHECK(m::log(1.7976931348623157e308) == doctest::Approx(std::log(1.7976931348623157e308)));
+}

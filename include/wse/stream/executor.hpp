@@ -11,7 +11,11 @@
 ///   const float loss = ex.step(store, tokens);   // tokens: [batch, seq + 1] int32
 ///
 /// Requirements: H divides batch (whole sequences per PE row); W divides d_model, heads,
-/// d_ff and vocab (whole heads per PE column); seq <= context; layers <= 4.
+/// d_ff and vocab (whole heads per PE column); seq <= context; layers <= 4; every activation
+/// of batch/H sequences fits a PE's memory (48 KiB on WSE-2). Each is checked, and a
+/// violation throws ExecutorError naming the model, batch, seq and grid. The store passed to
+/// step/forward_backward must hold the same ModelSpec (checked; ExecutorError otherwise).
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <stdexcept>
@@ -38,7 +42,7 @@ class Executor {
   Executor(const ModelSpec& spec, std::uint32_t batch, std::uint32_t seq, std::uint16_t width, std::uint16_t height,
            const arch::Arch& a = arch::wse2, emu::EmuConfig cfg = {})
       : spec_(spec), tensors_(parameters(spec)), batch_(batch), seq_(seq), W_(width), H_(height),
-        prog_(build(spec, batch, seq, width, height, a)), rt_(prog_, cfg) {}
+        prog_(build(spec, batch, seq, width, height, a)), rt_(load(cfg)) {}
 
   /// Runs forward and backward for `tokens` ([batch, seq + 1] int32: inputs [:, :-1],
   /// targets [:, 1:]) with the store's current weights, streams every gradient to the store
@@ -52,6 +56,7 @@ class Executor {
 
   /// Forward and backward only: the loss; gradients() holds every tensor's gradient.
   float forward_backward(const WeightStore& store, std::span<const std::int32_t> tokens) {
+    check_store(store);
     load_tokens(tokens);
     grads_.assign(tensors_.size(), {});
     for (std::size_t i = 0; i < tensors_.size(); ++i) grads_[i].assign(tensors_[i].elements(), 0.0f);
@@ -64,6 +69,16 @@ class Executor {
   const std::vector<std::vector<float>>& gradients() const { return grads_; }
   const Program& program() const { return prog_; }
   host::Runtime& runtime() { return rt_; }
+  /// The most PE memory the kernel uses on any PE of this wafer (bytes; the arch's budget is
+  /// program().arch().pe_memory_bytes). The planner's estimate is for its general layout.
+  std::uint32_t pe_memory_used() {
+    std::uint32_t most = 0;
+    if (emu::Engine* e = rt_.emulator())
+      for (std::uint16_t y = 0; y < H_; ++y)
+        for (std::uint16_t x = 0; x < W_; ++x)
+          if (const emu::Pe* pe = e->pe(Coord{x, y})) most = std::max(most, pe->memory_used());
+    return most;
+  }
 
  private:
   ModelSpec spec_;
@@ -74,6 +89,43 @@ class Executor {
   Program prog_;
   host::Runtime rt_;
   std::vector<std::vector<float>> grads_;
+
+  std::string where() const {
+    return "executor: model '" + spec_.name + "', batch " + std::to_string(batch_) + " x seq " + std::to_string(seq_) + " on " +
+           std::to_string(W_) + "x" + std::to_string(H_) + ": ";
+  }
+  // Loads the program; a kernel that does not fit PE memory becomes an ExecutorError that
+  // names the setup and what to change.
+  host::Runtime load(const emu::EmuConfig& cfg) {
+    try {
+      return host::Runtime(prog_, cfg);
+    } catch (const ProgramError& e) {
+      throw ExecutorError(where() + "cannot load: " + e.what() +
+                          " (each PE keeps every activation of batch/height whole sequences: use more grid rows, a smaller batch or a shorter seq)");
+    }
+  }
+  // The store must hold this executor's model: every field of the ModelSpec but its name.
+  void check_store(const WeightStore& store) const {
+    if (&store.model() == &spec_) return;
+    const std::string mine = to_json(spec_), theirs = to_json(store.model());
+    // The first "key": value pair of the two JSON texts that differs.
+    auto pairs = [](const std::string& json) {
+      std::vector<std::string> out;
+      for (std::size_t at = 1, next; at < json.size(); at = next + 2) {
+        next = json.find(", \"", at);
+        if (next == std::string::npos) next = json.size() - 1;  // before the closing brace
+        out.push_back(json.substr(at, next - at));
+      }
+      return out;
+    };
+    const auto a = pairs(mine), b = pairs(theirs);
+    std::string field;
+    for (std::size_t i = 1; i < a.size() && i < b.size() && field.empty(); ++i)  // [0] is the name
+      if (a[i] != b[i]) field = " (executor " + a[i] + ", store " + b[i] + ")";
+    if (field.empty()) return;
+    throw ExecutorError(where() + "the store holds model '" + store.model().name + "', which differs from the executor's" + field +
+                        ": build both from the same ModelSpec");
+  }
 
   std::uint32_t T() const { return batch_ * seq_; }
   std::uint32_t fd() const { return spec_.d_model / W_; }
@@ -93,11 +145,17 @@ class Executor {
   Program build(const ModelSpec& m, std::uint32_t batch, std::uint32_t seq, std::uint16_t w, std::uint16_t hh,
                 const arch::Arch& a) {
     validate(m);
-    auto fail = [&](const std::string& why) { throw ExecutorError("executor: model '" + m.name + "' on " + std::to_string(w) + "x" + std::to_string(hh) + ": " + why); };
+    auto fail = [&](const std::string& why) {
+      throw ExecutorError("executor: model '" + m.name + "', batch " + std::to_string(batch) + " x seq " + std::to_string(seq) + " on " +
+                          std::to_string(w) + "x" + std::to_string(hh) + ": " + why);
+    };
     if (w == 0 || hh == 0) fail("empty grid");
-    if (batch == 0 || seq == 0 || batch % hh != 0) fail("the grid height must divide the batch (whole sequences per row)");
-    if (m.d_model % w || m.heads % w || m.d_ff % w || m.vocab % w) fail("the grid width must divide d_model, heads, d_ff and vocab");
-    if (m.positions == Positions::learned && seq > m.context) fail("seq is longer than the context");
+    if (batch == 0) fail("batch must be at least 1");
+    if (seq == 0) fail("seq must be at least 1");
+    if (batch % hh != 0) fail("the grid height " + std::to_string(hh) + " must divide the batch (whole sequences per row)");
+    for (const auto& [what, n] : {std::pair{"d_model", m.d_model}, {"heads", m.heads}, {"d_ff", m.d_ff}, {"vocab", m.vocab}})
+      if (n % w) fail("the grid width " + std::to_string(w) + " must divide " + what + " = " + std::to_string(n) + " (whole heads per column)");
+    if (seq > m.context) fail("seq is longer than the model's context " + std::to_string(m.context));
     if (m.layers > kernels::transformer_train_max_layers) fail("at most 4 layers");
     Program prog(a, w, hh);
     lin_ = kernels::StreamLinearParams{.area = Rect{Coord{0, 0}, w, hh}, .tokens = batch * seq, .in = w, .out = w, .bias = false};
@@ -143,18 +201,21 @@ class Executor {
   }
 
   void load_tokens(std::span<const std::int32_t> tokens) {
-    if (tokens.size() != std::size_t{batch_} * (seq_ + 1)) throw ExecutorError("executor: tokens must hold batch * (seq + 1) ids");
+    if (tokens.size() != std::size_t{batch_} * (seq_ + 1))
+      throw ExecutorError(where() + "tokens must hold batch * (seq + 1) = " + std::to_string(std::size_t{batch_} * (seq_ + 1)) +
+                          " ids, got " + std::to_string(tokens.size()));
+    for (std::size_t i = 0; i < tokens.size(); ++i)
+      if (tokens[i] < 0 || static_cast<std::uint32_t>(tokens[i]) >= spec_.vocab)
+        throw ExecutorError(where() + "token id " + std::to_string(tokens[i]) + " at [" + std::to_string(i / (seq_ + 1)) + ", " +
+                            std::to_string(i % (seq_ + 1)) + "] is outside the vocab 0.." + std::to_string(spec_.vocab - 1));
     const std::uint32_t tb = T() / H_;
     std::vector<std::int32_t> in, tg;
     for (std::uint16_t y = 0; y < H_; ++y)
       for (std::uint16_t x = 0; x < W_; ++x)
         for (std::uint32_t t = y * tb; t < (y + 1) * tb; ++t) {
           const std::uint32_t b = t / seq_, s = t % seq_;
-          const std::int32_t a = tokens[b * (seq_ + 1) + s], z = tokens[b * (seq_ + 1) + s + 1];
-          if (a < 0 || z < 0 || static_cast<std::uint32_t>(a) >= spec_.vocab || static_cast<std::uint32_t>(z) >= spec_.vocab)
-            throw ExecutorError("executor: token id out of range");
-          in.push_back(a);
-          tg.push_back(z);
+          in.push_back(tokens[b * (seq_ + 1) + s]);
+          tg.push_back(tokens[b * (seq_ + 1) + s + 1]);
         }
     rt_.memcpy_h2d<std::int32_t>("tokens", in, grid(), tb);
     rt_.memcpy_h2d<std::int32_t>("targets", tg, grid(), tb);

@@ -7414,7 +7414,14 @@ class Engine {
   bool pull(Pe& pe) const {
     if (config_.timed) return pull_timed(pe);
     bool progress = false;
-    Pe* const nbs[4] = {neighbor(pe, 0), neighbor(pe, 1), neighbor(pe, 2), neighbor(pe, 3)};  // once per PE, not per color
+    // Each neighbour looked up at most once per PE (not per color), and only if a color
+    // receives from that side.
+    Pe* nbs[4];
+    unsigned looked_up = 0;
+    auto neighbor_at = [&](unsigned d) {
+      if (!(looked_up >> d & 1u)) nbs[d] = neighbor(pe, d), looked_up |= 1u << d;
+      return nbs[d];
+    };
     for (auto& cs : pe.colors_) {
       const PortSet rx = cs.rx;
       for (unsigned d = 0; d < 4; ++d) {
@@ -7438,7 +7445,7 @@ class Engine {
           }
           continue;
         }
-        Pe* const n = nbs[d];
+        Pe* const n = neighbor_at(d);
         if (!n) continue;
         auto* ncs = n->color_state(cs.color);
         const unsigned toward_us = 4 + static_cast<unsigned>(opposite(static_cast<Port>(d)));
@@ -10428,11 +10435,7 @@ class DataParallel {
   /// the mean loss over the global batch (the replicas' losses, tree-reduced and averaged).
   float step(WeightStore& store, std::span<const std::int32_t> tokens) {
     const float loss = run(store, tokens);
-    std::vector<std::span<const float>> parts(replicas_.size());
-    for (std::size_t i = 0; i < tensors(); ++i) {
-      for (std::size_t r = 0; r < replicas_.size(); ++r) parts[r] = replicas_[r]->gradients()[i];
-      store.apply_gradients(i, parts);
-    }
+    for (std::size_t i = 0; i < tensors(); ++i) store.apply_gradients(i, replica_gradients(i));
     store.end_step();
     return loss;
   }
@@ -10441,11 +10444,9 @@ class DataParallel {
   float forward_backward(const WeightStore& store, std::span<const std::int32_t> tokens) {
     const float loss = run(store, tokens);
     mean_.assign(tensors(), {});
-    std::vector<std::span<const float>> parts(replicas_.size());
     const float n = static_cast<float>(replicas_.size());
     for (std::size_t i = 0; i < tensors(); ++i) {
-      for (std::size_t r = 0; r < replicas_.size(); ++r) parts[r] = replicas_[r]->gradients()[i];
-      mean_[i] = tree_reduce(parts);
+      mean_[i] = tree_reduce(replica_gradients(i));
       for (float& x : mean_[i]) x = x / n;  // the store's apply_gradients divides the same way
     }
     return loss;
@@ -10460,6 +10461,12 @@ class DataParallel {
   std::vector<std::vector<float>> mean_;
 
   std::size_t tensors() const { return replicas_.front()->gradients().size(); }
+  // Tensor i's gradient from every replica, in replica order (the tree's leaves).
+  std::vector<std::span<const float>> replica_gradients(std::size_t i) const {
+    std::vector<std::span<const float>> parts;
+    for (const auto& r : replicas_) parts.emplace_back(r->gradients()[i]);
+    return parts;
+  }
 
   float run(const WeightStore& store, std::span<const std::int32_t> tokens) {
     const std::size_t per = std::size_t{batch_} * (seq_ + 1);

@@ -555,7 +555,14 @@ class Engine {
   bool pull(Pe& pe) const {
     if (config_.timed) return pull_timed(pe);
     bool progress = false;
-    Pe* const nbs[4] = {neighbor(pe, 0), neighbor(pe, 1), neighbor(pe, 2), neighbor(pe, 3)};  // once per PE, not per color
+    // Each neighbour looked up at most once per PE (not per color), and only if a color
+    // receives from that side.
+    Pe* nbs[4];
+    unsigned looked_up = 0;
+    auto neighbor_at = [&](unsigned d) {
+      if (!(looked_up >> d & 1u)) nbs[d] = neighbor(pe, d), looked_up |= 1u << d;
+      return nbs[d];
+    };
     for (auto& cs : pe.colors_) {
       const PortSet rx = cs.rx;
       for (unsigned d = 0; d < 4; ++d) {
@@ -579,7 +586,7 @@ class Engine {
           }
           continue;
         }
-        Pe* const n = nbs[d];
+        Pe* const n = neighbor_at(d);
         if (!n) continue;
         auto* ncs = n->color_state(cs.color);
         const unsigned toward_us = 4 + static_cast<unsigned>(opposite(static_cast<Port>(d)));

@@ -45,11 +45,7 @@ class DataParallel {
   /// the mean loss over the global batch (the replicas' losses, tree-reduced and averaged).
   float step(WeightStore& store, std::span<const std::int32_t> tokens) {
     const float loss = run(store, tokens);
-    std::vector<std::span<const float>> parts(replicas_.size());
-    for (std::size_t i = 0; i < tensors(); ++i) {
-      for (std::size_t r = 0; r < replicas_.size(); ++r) parts[r] = replicas_[r]->gradients()[i];
-      store.apply_gradients(i, parts);
-    }
+    for (std::size_t i = 0; i < tensors(); ++i) store.apply_gradients(i, replica_gradients(i));
     store.end_step();
     return loss;
   }
@@ -58,11 +54,9 @@ class DataParallel {
   float forward_backward(const WeightStore& store, std::span<const std::int32_t> tokens) {
     const float loss = run(store, tokens);
     mean_.assign(tensors(), {});
-    std::vector<std::span<const float>> parts(replicas_.size());
     const float n = static_cast<float>(replicas_.size());
     for (std::size_t i = 0; i < tensors(); ++i) {
-      for (std::size_t r = 0; r < replicas_.size(); ++r) parts[r] = replicas_[r]->gradients()[i];
-      mean_[i] = tree_reduce(parts);
+      mean_[i] = tree_reduce(replica_gradients(i));
       for (float& x : mean_[i]) x = x / n;  // the store's apply_gradients divides the same way
     }
     return loss;
@@ -77,6 +71,12 @@ class DataParallel {
   std::vector<std::vector<float>> mean_;
 
   std::size_t tensors() const { return replicas_.front()->gradients().size(); }
+  // Tensor i's gradient from every replica, in replica order (the tree's leaves).
+  std::vector<std::span<const float>> replica_gradients(std::size_t i) const {
+    std::vector<std::span<const float>> parts;
+    for (const auto& r : replicas_) parts.emplace_back(r->gradients()[i]);
+    return parts;
+  }
 
   float run(const WeightStore& store, std::span<const std::int32_t> tokens) {
     const std::size_t per = std::size_t{batch_} * (seq_ + 1);

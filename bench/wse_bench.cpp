@@ -14,6 +14,10 @@
 //   threads2_vs_1      7-point stencil on a large grid: 2 worker threads vs 1
 //   timed_pe_cycles_per_s_per_core   timed mode: simulated PE-cycles per wall second per
 //                      worker thread on the 7-point stencil
+//   full_wafer_allreduce_s   wall seconds of one functional allreduce over the whole WSE-2
+//                      fabric (757x996 PEs, 16 floats each; not a ratio)
+//   threads_max_vs_1   the allreduce over 512x512 PEs on 1, 2 and (where the machine has
+//                      them) 4 and all hardware threads: 1-thread time / time with the most
 //
 // Usage: wse_bench [--quick] [--only=name,name,...] [--threads=N]
 //   --quick    small sizes (a smoke test, a few seconds; the figures are not meaningful)
@@ -42,6 +46,7 @@
 #include <vector>
 #include <wse/wse.hpp>
 
+#include "kernels/collective_join.hpp"
 #include "kernels/gemm_cannon.hpp"
 #include "kernels/gemm_summa.hpp"
 #include "kernels/stencil7.hpp"
@@ -555,6 +560,133 @@ Figure threads_case(const Options& o) {
 }
 
 // ------------------------------------------------------------------------------------------
+// full_wafer_allreduce_s and threads_max_vs_1: the fabric-wide allreduce of samples/wafer.cpp
+// (kernels/collective_join.hpp), functional mode, n floats per PE of small integers (exact
+// sums), every PE's result checked.
+
+// Resident set size of this process in MiB (Linux), -1 elsewhere.
+double resident_mib() {
+  double mib = -1;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+    long pages = 0, resident = 0;
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) == 2) mib = double(resident) * 4096.0 / (1024.0 * 1024.0);
+    std::fclose(f);
+  }
+  return mib;
+}
+
+struct Allreduce {
+  std::unique_ptr<wse::host::Runtime> rt;
+  std::uint16_t w = 0, h = 0;
+  std::uint32_t n = 0;
+  double load_s = 0;
+  // Launches and runs the allreduce once; returns the wall time of run(), or -1 on failure.
+  double run_once() {
+    rt->launch("go");
+    wse::host::RunReport r;
+    const double t = seconds([&] { r = rt->run(); });
+    return r.ok() ? t : -1.0;
+  }
+  // Every PE's buffer (after one run: the sums; later runs sum the sums again).
+  std::vector<float> result() const { return rt->read<float>("buf", rt->program().grid(), n); }
+};
+
+Allreduce make_allreduce(std::uint16_t w, std::uint16_t h, std::uint32_t n, unsigned threads) {
+  namespace coll = wse::collectives;
+  Allreduce a;
+  a.w = w, a.h = h, a.n = n;
+  a.load_s = seconds([&] {
+    wse::Program prog(wse::arch::wse2, w, h);
+    const coll::Params cp = coll::build<float>(prog, coll::Kind::allreduce, prog.grid(), n, {.name = "bench"});
+    prog.add_region<wse::kernels::CollectiveJoin>(
+        prog.grid(), wse::kernels::CollectiveJoinParams{cp, prog.allocate_task("bench: done", prog.grid())});
+    wse::emu::EmuConfig cfg;
+    cfg.threads = threads;
+    a.rt = std::make_unique<wse::host::Runtime>(std::move(prog), cfg);
+    // Values 0 or 1 (PE index parity): the sums are exact in float up to 2^24 PEs.
+    std::vector<float> values(std::size_t{w} * h * n);
+    for (std::size_t i = 0; i < values.size(); ++i) values[i] = float((i / n + i % n) % 2);
+    a.rt->memcpy_h2d<float>("buf", values, a.rt->program().grid(), n);
+  });
+  return a;
+}
+
+// Every PE holds the sum over the grid of the loaded values (one run after loading).
+bool allreduce_exact(const Allreduce& a) {
+  const std::vector<float> out = a.result();
+  const std::size_t P = std::size_t{a.w} * a.h;
+  for (std::uint32_t i = 0; i < a.n; ++i) {
+    std::size_t sum = 0;
+    for (std::size_t pe = 0; pe < P; ++pe) sum += (pe + i) % 2;
+    for (std::size_t pe = 0; pe < P; ++pe)
+      if (out[pe * a.n + i] != float(sum)) return false;
+  }
+  return true;
+}
+
+Figure wafer_case(const Options& o) {
+  Figure f("full_wafer_allreduce_s");
+  const auto w = std::uint16_t(knob("WAFER_W", o.quick ? 64 : wse::arch::wse2.fabric_width));
+  const auto h = std::uint16_t(knob("WAFER_H", o.quick ? 64 : wse::arch::wse2.fabric_height));
+  const std::uint32_t n = knob("WAFER_N", 16);
+  const double rss0 = resident_mib();
+  Allreduce a = make_allreduce(w, h, n, o.threads);
+  const double rss_loaded = resident_mib();
+  const double run_s = a.run_once();
+  const double rss_run = resident_mib();
+  const wse::emu::EmuMemory m = a.rt->emulator()->memory();
+  const bool ok = run_s >= 0 && allreduce_exact(a);
+  f.ratio = run_s;
+  f.a = fmt("run %.2f s", run_s) + " (" + std::to_string(std::size_t{w} * h) + " PEs, " + std::to_string(o.threads) + " threads)";
+  f.b = fmt("load %.2f s", a.load_s);
+  f.note = std::to_string(w) + "x" + std::to_string(h) + " PEs, n=" + std::to_string(n) +
+           fmt(", resident %.0f MiB after load, %.0f after the run (%.0f before)", rss_loaded, rss_run, rss0) +
+           fmt(", emulator state %.0f B per PE beyond the kernel's %.0f B", m.state_per_pe(), double(m.kernel_bytes) / double(m.pes)) +
+           ", " + std::to_string(m.color_plans) + " color plans" + (ok ? "; every PE holds the exact sum" : "; RESULT WRONG");
+  f.failed = !ok;
+  return f;
+}
+
+Figure thread_scaling_case(const Options& o) {
+  Figure f("threads_max_vs_1");
+  const auto side = std::uint16_t(knob("SCALING_SIDE", o.quick ? 32 : 512));
+  const std::uint32_t n = knob("SCALING_N", 16);
+  const int rounds = int(knob("SCALING_ROUNDS", o.quick ? 1 : 3));
+  std::vector<unsigned> counts{1, 2};
+  const unsigned hw = std::thread::hardware_concurrency();
+  if (hw >= 4) counts.push_back(4);
+  if (hw > 4) counts.push_back(hw);
+  std::vector<double> best(counts.size(), 1e30), cores(counts.size(), 0);
+  std::vector<float> reference;
+  bool ok = true;
+  for (std::size_t k = 0; k < counts.size(); ++k) {
+    Allreduce a = make_allreduce(side, side, n, counts[k]);
+    for (int r = 0; r < rounds; ++r) {
+      const double c0 = cpu_seconds();
+      const double t = a.run_once();
+      ok &= t >= 0;
+      if (t >= 0 && t < best[k]) best[k] = t, cores[k] = (cpu_seconds() - c0) / t;
+      if (r == 0) {  // the first run's result, compared across thread counts
+        ok &= allreduce_exact(a);
+        if (k == 0) reference = a.result();
+        else ok &= a.result() == reference;
+      }
+    }
+  }
+  f.ratio = best.front() / best.back();
+  f.a = std::to_string(counts.back()) + fmt(" threads: %.3f s", best.back()) + fmt(" (CPU %.2f cores)", cores.back());
+  f.b = fmt("1 thread: %.3f s", best.front());
+  f.note = std::to_string(side) + "x" + std::to_string(side) + " PEs allreduce, n=" + std::to_string(n) + ", best of " +
+           std::to_string(rounds) + ":";
+  for (std::size_t k = 0; k < counts.size(); ++k)
+    f.note += " " + std::to_string(counts[k]) + fmt("T %.3f s", best[k]) + fmt(" (%.2f cores)", cores[k]) + (k + 1 < counts.size() ? "," : "");
+  f.note += std::string(ok ? "; every result exact and identical across thread counts" : "; RESULTS WRONG OR DIFFER") +
+            (hw < 4 ? "; this machine has " + std::to_string(hw) + " hardware threads" : "");
+  f.failed = !ok;
+  return f;
+}
+
+// ------------------------------------------------------------------------------------------
 // timed_pe_cycles_per_s_per_core: the stencil in timed mode (EmuConfig::timed, with the
 // simulated cycles in RunReport::cycles). Compiled only when this build's emulator has them.
 
@@ -654,6 +786,8 @@ int main(int argc, char** argv) {
       {"hops_vs_memcpy", hops_case},
       {"threads2_vs_1", threads_case},
       {"timed_pe_cycles_per_s_per_core", [](const Options& op) { return timed_case(op); }},
+      {"full_wafer_allreduce_s", wafer_case},
+      {"threads_max_vs_1", thread_scaling_case},
   };
   std::vector<Figure> figs;
   const auto t_start = Clock::now();

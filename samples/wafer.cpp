@@ -23,33 +23,11 @@
 #include <vector>
 #include <wse/wse.hpp>
 
+#include "kernels/collective_join.hpp"
 #include "kernels/stencil7.hpp"
 
 namespace coll = wse::collectives;
 using Clock = std::chrono::steady_clock;
-
-// ---- the kernel: joins one collective on a buffer of n floats -----------------------------
-
-struct JoinParams {
-  coll::Params c;
-  wse::TaskId done;
-};
-template <class PE> struct Join {
-  using Params = JoinParams;
-  coll::Collective<PE, float> c;
-  wse::Array<float> buf;
-  wse::TaskId done{};
-  void init(PE& pe, const Params& p) {
-    coll::attach<&Join::c>(pe, *this, p.c);
-    buf = wse::alloc<float>(pe, coll::buffer_elements(p.c));
-    done = p.done;
-    wse::export_symbol(pe, "buf", buf);
-    wse::export_function<&Join::go>(pe, "go");
-    wse::bind_local_task<&Join::finished>(pe, done);
-  }
-  void go(PE& pe) { c.start(pe, buf, wse::then_activate(done)); }
-  void finished(PE&) {}
-};
 
 // ---- measurement helpers ------------------------------------------------------------------
 
@@ -114,7 +92,8 @@ static bool run_collective(coll::Kind kind, std::uint16_t w, std::uint16_t h, st
   Timing t;
   wse::Program prog(wse::arch::wse2, w, h);
   const coll::Params cp = coll::build<float>(prog, kind, prog.grid(), n, {.name = "wafer"});
-  prog.add_region<Join>(prog.grid(), JoinParams{cp, prog.allocate_task("wafer: done", prog.grid())});
+  prog.add_region<wse::kernels::CollectiveJoin>(prog.grid(),
+                                                wse::kernels::CollectiveJoinParams{cp, prog.allocate_task("wafer: done", prog.grid())});
   std::printf("%s%s\n", coll::describe(cp, prog.arch()).c_str(), timed ? " [timed]" : " [functional]");
   t.build = seconds_since(t.t0);
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels.hpp"
+#include "kernels/collective_join.hpp"
 #include "support.hpp"
 
 using namespace wse;
@@ -44,6 +45,23 @@ TEST_CASE("CompactVector keeps order through push, insert, erase_front and growt
   CHECK(v.capacity() == 0);
 }
 
+TEST_CASE("CompactCounters count exactly past 2^32 and allocate only then") {
+  emu::CompactCounters<3> c;
+  static_assert(sizeof(c) <= 3 * 4 + 4 + sizeof(void*));
+  c.add(0, 0xfffffff0u);
+  c.add(1);
+  CHECK(c.extra_bytes() == 0);
+  for (int i = 0; i < 0x20; ++i) c.add(0);  // passes 2^32 - 1 one event at a time
+  CHECK(c.get(0) == 0xfffffff0ull + 0x20);
+  CHECK(c.extra_bytes() > 0);
+  c.add(0, 5);
+  c.add(2, 3ull << 33);  // more than 32 bits at once
+  c.add(2, 7);
+  CHECK(c.get(0) == 0xfffffff0ull + 0x25);
+  CHECK(c.get(1) == 1);
+  CHECK(c.get(2) == (3ull << 33) + 7);
+}
+
 TEST_CASE("PeArena returns zeroed, aligned, disjoint blocks, large ones too") {
   emu::PeArena arena;
   std::vector<std::pair<std::byte*, std::size_t>> blocks;
@@ -69,33 +87,11 @@ TEST_CASE("PeArena returns zeroed, aligned, disjoint blocks, large ones too") {
 }
 
 namespace {
-// A kernel joining one collective over the whole grid, as samples/wafer.cpp does: one buffer,
-// one exported function, one completion task.
-struct JoinParams {
-  collectives::Params c;
-  TaskId done;
-};
-template <class PE> struct Join {
-  using Params = JoinParams;
-  collectives::Collective<PE, float> c;
-  Array<float> buf;
-  TaskId done{};
-  void init(PE& pe, const Params& p) {
-    collectives::attach<&Join::c>(pe, *this, p.c);
-    buf = alloc<float>(pe, collectives::buffer_elements(p.c));
-    done = p.done;
-    export_symbol(pe, "buf", buf);
-    export_function<&Join::go>(pe, "go");
-    bind_local_task<&Join::finished>(pe, done);
-  }
-  void go(PE& pe) { c.start(pe, buf, then_activate(done)); }
-  void finished(PE&) {}
-};
-
+// Every PE joins one collective over the whole grid (kernels/collective_join.hpp).
 Program join_program(collectives::Kind kind, std::uint16_t w, std::uint16_t h, std::uint32_t n) {
   Program p(arch::wse2, w, h);
   const auto cp = collectives::build<float>(p, kind, p.grid(), n, {.name = "join"});
-  p.add_region<Join>(p.grid(), JoinParams{cp, p.allocate_task("join: done", p.grid())});
+  p.add_region<kernels::CollectiveJoin>(p.grid(), kernels::CollectiveJoinParams{cp, p.allocate_task("join: done", p.grid())});
   return p;
 }
 }  // namespace
@@ -123,6 +119,23 @@ TEST_CASE("Engine::memory counts every PE's state and kernel memory; idle PEs st
     MESSAGE("broadcast: emulator state per PE ", m.state_per_pe(), " bytes beyond the kernel's ",
             double(m.kernel_bytes) / double(m.pes));
     CHECK(m.state_per_pe() <= 512.0);
+  }
+  SUBCASE("a PE of the 2-D allreduce (up to 5 routed colors) costs at most 512 bytes after a run") {
+    // Its colors share interned plans: a 64x64 grid has ~15,000 routed colors and 11 distinct
+    // plans (the row and column trees' few shapes), a number that does not grow with the grid.
+    const std::uint16_t w = 64, h = 64;
+    const std::uint32_t n = 16;
+    host::Runtime rt(join_program(collectives::Kind::allreduce, w, h, n), wse_test::config());
+    std::vector<float> values(std::size_t{w} * h * n, 2.0f);
+    rt.memcpy_h2d<float>("buf", values, rt.program().grid(), n);
+    rt.launch("go");
+    REQUIRE(rt.run().ok());
+    const emu::EmuMemory m = rt.emulator()->memory();
+    MESSAGE("allreduce: emulator state per PE ", m.state_per_pe(), " bytes, ", m.color_plans, " color plans");
+    CHECK(m.state_per_pe() <= 512.0);
+    CHECK(m.color_plans > 0);
+    CHECK(m.color_plans <= 32);
+    CHECK(rt.read<float>("buf", Rect{{w - 1, h - 1}, 1, 1}, n).front() == 2.0f * w * h);
   }
   SUBCASE("a PE with a kernel and no route costs less still") {
     Program p(arch::wse2, 32, 32);

@@ -5,6 +5,7 @@
 // the tensor and the file.
 #include <doctest/doctest.h>
 
+#include <wse/emu/arena.hpp>
 #include <wse/stream.hpp>
 
 #include <algorithm>
@@ -241,14 +242,8 @@ TEST_CASE("the parameter file: parameters(spec) in order, fp32 little-endian, no
   CHECK(same_bits(reopened.read("wte"), mem.read("wte")));
 }
 
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef WSE_EMU_ARENA_ASAN  // the emulator's own detection (emu/arena.hpp)
 constexpr bool under_address_sanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool under_address_sanitizer = true;
-#else
-constexpr bool under_address_sanitizer = false;
-#endif
 #else
 constexpr bool under_address_sanitizer = false;
 #endif

@@ -928,12 +928,15 @@ enum class DsdOpCode : std::uint8_t {
   cvt,   ///< d = a converted to d's type (to a float or from a float: round to nearest even)
 };
 
+namespace detail {
+// At namespace scope: a local array would be rebuilt on every call (the emulator names the op
+// of every DSD instruction it checks).
+inline constexpr const char* op_names[] = {"mov", "add", "sub", "mul", "mac", "max", "min", "neg",
+                                           "abs", "and", "or",  "xor", "shl", "shr", "cvt"};
+}  // namespace detail
+
 /// Name for messages: "mov", "add", ...
-constexpr const char* op_name(DsdOpCode op) {
-  constexpr const char* names[] = {"mov", "add", "sub", "mul", "mac", "max", "min", "neg",
-                                   "abs", "and", "or",  "xor", "shl", "shr", "cvt"};
-  return names[static_cast<unsigned>(op)];
-}
+constexpr const char* op_name(DsdOpCode op) { return detail::op_names[static_cast<unsigned>(op)]; }
 
 /// A DSD instruction as a backend receives it.
 struct DsdInstr {
@@ -1956,6 +1959,8 @@ struct ModelSpec {
     if (local_window == 0) return false;
     return local_layers == LocalLayers::all || (local_layers == LocalLayers::odd && layer % 2 == 1);
   }
+  /// Field by field, the name included.
+  friend bool operator==(const ModelSpec&, const ModelSpec&) = default;
 };
 
 /// Throws ModelError naming the first field that makes `m` unusable.
@@ -3116,7 +3121,8 @@ inline std::string report(const Plan& p) {
   auto k = [](std::uint64_t c) { return double(c) / 1e3; };
   auto row = [&](const std::string& name, const LayerPlan& L) {
     const PassPlan &f = L.forward, &b = L.backward;
-    add("%-26s %9.2f | %8.2f %8.1f %8.1f %8.1f %8.1f %-7s | %8.2f %8.1f %8.1f %8.1f %8.1f %8.1f %-7s\n", name.c_str(),
+    // %.3g: a tiny model's layers have a few kFLOP (0.00 in %.2f)
+    add("%-26s %9.3g | %8.3g %8.1f %8.1f %8.1f %8.1f %-7s | %8.3g %8.1f %8.1f %8.1f %8.1f %8.1f %-7s\n", name.c_str(),
         L.weight_bytes / 1e6, f.flops / 1e9, k(f.compute_cycles), k(f.stream_in_cycles), k(f.fabric_cycles), k(f.cycles),
         to_string(f.bound), b.flops / 1e9, k(b.compute_cycles), k(b.stream_in_cycles), k(b.stream_out_cycles),
         k(b.fabric_cycles), k(b.cycles), to_string(b.bound));
@@ -4031,12 +4037,14 @@ inline std::vector<float> read_parameter(const std::filesystem::path& file, cons
 #include <algorithm>
 #include <barrier>
 #include <bit>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -4772,6 +4780,47 @@ template <class T> class CompactVector {
 
 }  // namespace wse::emu
 // ---- end wse/emu/compact_vector.hpp ----
+// ---- begin wse/emu/counters.hpp ----
+/// \file
+/// wse::emu::CompactCounters: event counters stored in 32 bits, exact to 2^64. Emulator layer;
+/// hosted.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace wse::emu {
+
+/// N event counters of 32 bits each. A counter about to pass 2^32 - 1 moves its count to a
+/// 64-bit side table allocated then, so every count stays exact while a PE pays 4 bytes per
+/// counter instead of 8 (no PE of a normal run reaches 4 billion events of one kind).
+template <std::size_t N>
+class CompactCounters {
+ public:
+  void add(std::size_t k, std::uint64_t n = 1) {
+    const std::uint64_t sum = std::uint64_t{low_[k]} + n;
+    if (sum <= 0xffffffffu) [[likely]] {
+      low_[k] = static_cast<std::uint32_t>(sum);
+      return;
+    }
+    carry(k, sum);
+  }
+  std::uint64_t get(std::size_t k) const { return std::uint64_t{low_[k]} + (high_ ? (*high_)[k] : 0u); }
+  /// Bytes held outside the object (the side table, once some counter wrapped).
+  std::size_t extra_bytes() const { return high_ ? sizeof(*high_) : 0u; }
+
+ private:
+  [[gnu::noinline]] void carry(std::size_t k, std::uint64_t sum) {
+    if (!high_) high_ = std::make_unique<std::array<std::uint64_t, N>>();
+    (*high_)[k] += sum;
+    low_[k] = 0;
+  }
+  std::array<std::uint32_t, N> low_{};
+  std::unique_ptr<std::array<std::uint64_t, N>> high_;
+};
+
+}  // namespace wse::emu
+// ---- end wse/emu/counters.hpp ----
 // ---- begin wse/emu/dsd_exec.hpp ----
 /// \file
 /// Scalar reference semantics of every DSD op on one element, operand addressing and bounds
@@ -5164,6 +5213,7 @@ struct EmuMemory {
   std::uint64_t kernel_bytes = 0;     ///< PE memory kernels use (objects and allocations)
   std::uint64_t ring_pool_bytes = 0;  ///< storage of wavelets in flight, pooled per tile
   std::uint64_t grid_bytes = 0;       ///< one slot per grid position, idle PEs included
+  std::uint64_t color_plans = 0;      ///< distinct (route, filter) plans the PEs' colors share
   /// Emulator state per PE beyond what its kernel uses.
   double state_per_pe() const { return pes ? double(pe_state_bytes + grid_bytes) / double(pes) : 0.0; }
 };
@@ -5474,11 +5524,36 @@ struct Symbol {
   std::uint32_t count = 0;
 };
 
+/// Host-stream ends at the fabric edge, per direction (only edge PEs with streams have them).
+struct StreamEnds {
+  InStream* in[4] = {};
+  OutStream* out[4] = {};
+};
+
+/// What a color does at one PE apart from its switch position: route, filter, host-stream
+/// ends. PEs with equal plans share one entry of their engine's table (PeShared::plans): most
+/// PEs of a row or column route a color alike, so a routed color costs a PE an 8-byte
+/// ColorState instead of 40 bytes (docs/performance.md).
+struct ColorPlan {
+  ColorRoute route{};
+  RangeFilter filter{};
+  bool filtered = false;
+  StreamEnds* streams = nullptr;  // owned by the engine; unique to one PE and color
+};
+
+/// What every PE of an engine reads alike: the arch, the color plans, the config's limits.
+struct PeShared {
+  const arch::Arch* arch = nullptr;
+  std::vector<ColorPlan> plans;
+  std::uint32_t send_stall_limit = 1u << 20;  // EmuConfig::max_stalled_sends
+};
+
 /// One PE of the emulated fabric: router, queues, task table, microthreads, memory, kernel.
 /// Kernel code calls the Backend operations; everything else is for the engine and host.
 class Pe {
  public:
-  Pe(const arch::Arch& a, Coord c) : arch_(&a), coord_(c) {
+  Pe(const PeShared& shared, Coord c) : shared_(&shared), coord_(c) {
+    const arch::Arch& a = *shared.arch;
     // Data-task ids of colors with no bound task start blocked (bind_task unblocks).
     blocked_ = (a.routable_colors >= 64) ? ~0ull : ((1ull << a.routable_colors) - 1);
   }
@@ -5517,24 +5592,24 @@ class Pe {
   void send(Color c, Wavelet w) {
     if (fault_) return;
     ColorState* s = color_state(c);
-    if (s == nullptr || !s->has_oq)
+    if (s == nullptr || !s->has_oq())
       return fault_at("send", "color " + std::to_string(c.value) + " has no route receiving from RAMP at this PE");
     // Timed mode: the send happens when the task's clock reaches it; until then it waits,
     // in order, with the stalled sends.
     std::uint64_t ready = 0;
     if (timed_ && ctx_ != Ctx::init) {
       ready = task_clock_;
-      task_clock_ += arch_->cycles.send;
+      task_clock_ += shared_->arch->cycles.send;
     }
     // A send also waits behind async ops still writing this color, so it never overtakes them.
-    if (ready <= now_ && stalled_sends_.empty() && !s->oq().full() && !fabout_busy(c.value)) {
-      s->oq().push(w);
-      ++stats_.sent;
+    if (ready <= now_ && stalled_sends_.empty() && !oq(*s).full() && !fabout_busy(c.value)) {
+      oq(*s).push(w);
+      counters_.add(c_sent);
       return;
     }
-    if (stalled_sends_.size() - stalled_head_ >= send_stall_limit_)
+    if (stalled_sends_.size() - stalled_head_ >= shared_->send_stall_limit)
       return fault_at("send", "queue overflow: the output queue of color " + std::to_string(c.value) + " is full (depth " +
-                                  std::to_string(s->oq().capacity()) + ") and " + std::to_string(send_stall_limit_) +
+                                  std::to_string(oq(*s).capacity()) + ") and " + std::to_string(shared_->send_stall_limit) +
                                   " more wavelets wait behind it; stream large data with an async mov to a fabout DSD");
     stalled_sends_.push_back(StalledSend{c.value, w, ready});
   }
@@ -5546,16 +5621,16 @@ class Pe {
     if (const TaskKind bound = tasks_[t.value].kind; bound != TaskKind::none)
       return fault_at("bind_task", "task id " + std::to_string(t.value) + " is already bound as a " +
                                        task_kind_name(bound) + " task");
-    if (kind == TaskKind::data && t.value >= arch_->routable_colors)
+    if (kind == TaskKind::data && t.value >= shared_->arch->routable_colors)
       return fault_at("bind_task", "data task id " + std::to_string(t.value) + " is not a routable color (0.." +
-                                       std::to_string(arch_->routable_colors - 1) + ")");
-    if (kind == TaskKind::local && (t.value < arch_->local_task_first || t.value > arch_->local_task_last))
+                                       std::to_string(shared_->arch->routable_colors - 1) + ")");
+    if (kind == TaskKind::local && (t.value < shared_->arch->local_task_first || t.value > shared_->arch->local_task_last))
       return fault_at("bind_task", "local task id " + std::to_string(t.value) + " is outside " +
-                                       std::to_string(arch_->local_task_first) + ".." +
-                                       std::to_string(arch_->local_task_last) + " on " + arch_->name);
-    if (kind == TaskKind::control && t.value > arch_->control_task_last)
+                                       std::to_string(shared_->arch->local_task_first) + ".." +
+                                       std::to_string(shared_->arch->local_task_last) + " on " + shared_->arch->name);
+    if (kind == TaskKind::control && t.value > shared_->arch->control_task_last)
       return fault_at("bind_task", "control task id " + std::to_string(t.value) + " is above " +
-                                       std::to_string(arch_->control_task_last));
+                                       std::to_string(shared_->arch->control_task_last));
     TaskSlot& slot = tasks_.bind(t.value);
     slot.kind = kind;
     slot.fn = fn;
@@ -5590,7 +5665,19 @@ class Pe {
 
   // ---- inspection (host code, between runs) -----------------------------------------------
 
-  const PeStats& stats() const { return stats_; }
+  /// This PE's counters over the engine's lifetime.
+  PeStats stats() const {
+    PeStats s;
+    s.tasks_run = counters_.get(c_tasks_run);
+    s.sent = counters_.get(c_sent);
+    s.received = counters_.get(c_received);
+    s.forwarded = counters_.get(c_forwarded);
+    s.delivered = counters_.get(c_delivered);
+    s.busy_cycles = counters_.get(c_busy_cycles);
+    s.stall_cycles = counters_.get(c_stall_cycles);
+    for (unsigned d = 0; d < 4; ++d) s.link_in[d] = counters_.get(c_link_in + d);
+    return s;
+  }
   std::string_view kernel_name() const { return region_ ? std::string_view(region_->name) : std::string_view("no kernel"); }
   /// Bytes of PE memory in use (kernel object + allocations).
   std::uint32_t memory_used() const { return memory_used_; }
@@ -5612,19 +5699,19 @@ class Pe {
   /// object, its colors and rings, task slots, export tables and any pending work.
   std::size_t state_bytes() const {
     std::size_t n = sizeof(Pe) + colors_.capacity() * sizeof(ColorState) + tasks_.capacity() * sizeof(TaskSlot);
-    for (const auto& cs : colors_) n += cs.ring_count() * sizeof(Ring) + (cs.streams ? sizeof(ColorState::StreamEnds) : 0);
+    for (const auto& cs : colors_) n += cs.ring_count() * sizeof(Ring) + (cs.has_streams() ? sizeof(StreamEnds) : 0);
     n += symbols_.capacity() * sizeof(Symbol) + functions_.capacity() * sizeof(Function);
     n += async_.capacity() * sizeof(AsyncOp) + stalled_sends_.capacity() * sizeof(StalledSend) +
          pending_launches_.capacity() * sizeof(PendingLaunch);
     if (wire_) n += sizeof(*wire_);
     if (fault_) n += sizeof(PeFault);
-    return n;
+    return n + counters_.extra_bytes();
   }
   /// Queues and link buffers of this PE holding storage (ring.hpp); 0 once the PE is idle.
   unsigned rings_with_storage() const {
     unsigned n = 0;
     for (const auto& cs : colors_) {
-      for (unsigned k = 0; k < cs.ring_count(); ++k) n += cs.rings[k].holds_storage();
+      for (unsigned k = 0; k < cs.ring_count(); ++k) n += ring_table_[cs.ring_base + k].holds_storage();
     }
     return n;
   }
@@ -5668,46 +5755,60 @@ class Pe {
     std::uint64_t bound_ = 0;
     CompactVector<TaskSlot> slots_;
   };
+  // A color routed at this PE: its switch position, its plan (shared, PeShared::plans) and
+  // where its rings are. A route uses 2-4 of a color's 10 queues and link buffers: bit k of
+  // ring_mask says ring k exists (0-3 in[N,E,S,W], 4-7 out[N,E,S,W], 8 input queue, 9 output
+  // queue) and it is ring_table_[ring_base + popcount of the lower bits]; bit 10 says the
+  // plan has host-stream ends. 8 bytes per color (docs/performance.md).
   struct ColorState {
     Color color{};
-    ColorRoute route{};
-    std::uint8_t pos = 0;
-    bool filtered = false;
-    RangeFilter filter{};
-    PortSet rx{};  // ports any switch position receives from (route.all_rx(), cached)
-    bool has_iq = false, has_oq = false;
-    // The queues and link buffers this color's route uses at this PE, packed: bit k of
-    // ring_mask says ring k exists (0-3 in[N,E,S,W], 4-7 out[N,E,S,W], 8 iq, 9 oq) and
-    // rings[popcount of the lower bits] is it. A route touches 2-4 of the 10, so an idle
-    // color costs 40 bytes plus 8 per ring it uses instead of 80 + 40 (docs/performance.md).
+    std::uint8_t pos = 0;        // switch position
+    std::uint8_t ring_base = 0;  // index of its first ring in ring_table_ (24 colors x 10 < 256)
+    std::uint8_t plan_hi = 0;    // plan index, bits 16-23
+    std::uint16_t plan_lo = 0;   // plan index, bits 0-15
     std::uint16_t ring_mask = 0;
-    Ring* rings = nullptr;  // in the PE's ring table (Pe::ring_table_)
-    Ring& in(unsigned d) { return ring(d); }
-    Ring& out(unsigned d) { return ring(4 + d); }
-    Ring& iq() { return ring(8); }
-    Ring& oq() { return ring(9); }
-    const Ring& in(unsigned d) const { return ring(d); }
-    const Ring& out(unsigned d) const { return ring(4 + d); }
-    const Ring& iq() const { return ring(8); }
-    const Ring& oq() const { return ring(9); }
+    static constexpr std::uint32_t max_plans = 1u << 24;
+    static constexpr std::uint16_t streams_bit = 1u << 10;
+    std::uint32_t plan() const { return std::uint32_t{plan_lo} | std::uint32_t{plan_hi} << 16; }
+    void set_plan(std::uint32_t i) {
+      plan_lo = static_cast<std::uint16_t>(i);
+      plan_hi = static_cast<std::uint8_t>(i >> 16);
+    }
     bool uses_ring(unsigned k) const { return ((ring_mask >> k) & 1u) != 0; }
-    unsigned ring_count() const { return static_cast<unsigned>(std::popcount(ring_mask)); }
-    Ring& ring(unsigned k) {
-      WSE_ASSERT(uses_ring(k), "emulator: a route touched a queue or link buffer it does not use");
-      return rings[std::popcount(static_cast<unsigned>(ring_mask & ((1u << k) - 1u)))];
-    }
-    const Ring& ring(unsigned k) const {
-      static const Ring unused{};  // empty, room for one: never pushed
-      return uses_ring(k) ? rings[std::popcount(static_cast<unsigned>(ring_mask & ((1u << k) - 1u)))] : unused;
-    }
-    // Host streams at the fabric edge, per direction; only edge PEs with streams have them.
-    struct StreamEnds {
-      InStream* in[4] = {};
-      OutStream* out[4] = {};
-    };
-    StreamEnds* streams = nullptr;  // owned by the engine (Engine::stream_ends_)
-    InStream* in_stream(unsigned d) const { return streams ? streams->in[d] : nullptr; }
-    OutStream* out_stream(unsigned d) const { return streams ? streams->out[d] : nullptr; }
+    unsigned ring_count() const { return static_cast<unsigned>(std::popcount(static_cast<unsigned>(ring_mask & 0x3ffu))); }
+    // Index of ring k among this color's rings.
+    unsigned ring_rank(unsigned k) const { return static_cast<unsigned>(std::popcount(static_cast<unsigned>(ring_mask & ((1u << k) - 1u)))); }
+    bool has_iq() const { return uses_ring(8); }
+    bool has_oq() const { return uses_ring(9); }
+    bool has_streams() const { return (ring_mask & streams_bit) != 0; }
+  };
+  static_assert(sizeof(ColorState) == 8, "a routed color costs a PE 8 bytes");
+
+  const ColorPlan& plan(const ColorState& cs) const { return shared_->plans[cs.plan()]; }
+  Ring& ring(const ColorState& cs, unsigned k) {
+    WSE_ASSERT(cs.uses_ring(k), "emulator: a route touched a queue or link buffer it does not use");
+    return ring_table_[cs.ring_base + cs.ring_rank(k)];
+  }
+  const Ring& ring(const ColorState& cs, unsigned k) const {
+    static const Ring unused{};  // empty, room for one: never pushed
+    return cs.uses_ring(k) ? ring_table_[cs.ring_base + cs.ring_rank(k)] : unused;
+  }
+  Ring& in(const ColorState& cs, unsigned d) { return ring(cs, d); }
+  Ring& out(const ColorState& cs, unsigned d) { return ring(cs, 4 + d); }
+  Ring& iq(const ColorState& cs) { return ring(cs, 8); }
+  Ring& oq(const ColorState& cs) { return ring(cs, 9); }
+  const Ring& in(const ColorState& cs, unsigned d) const { return ring(cs, d); }
+  const Ring& out(const ColorState& cs, unsigned d) const { return ring(cs, 4 + d); }
+  const Ring& iq(const ColorState& cs) const { return ring(cs, 8); }
+  const Ring& oq(const ColorState& cs) const { return ring(cs, 9); }
+  InStream* in_stream(const ColorState& cs, unsigned d) const { return cs.has_streams() ? plan(cs).streams->in[d] : nullptr; }
+  OutStream* out_stream(const ColorState& cs, unsigned d) const { return cs.has_streams() ? plan(cs).streams->out[d] : nullptr; }
+
+  // Counters behind stats(), 32 bits each (counters.hpp).
+  enum Counter : unsigned {
+    c_tasks_run, c_sent, c_received, c_forwarded, c_delivered, c_busy_cycles, c_stall_cycles,
+    c_link_in,  // + direction
+    counter_count = c_link_in + 4
   };
   struct AsyncOp {
     DsdInstr ins;
@@ -5796,9 +5897,9 @@ class Pe {
   void* allocate_impl(std::uint32_t bytes, std::uint32_t align, const char* op) {
     if (align == 0) align = 1;
     const std::uint32_t rounded = (bytes + 3u) & ~3u;
-    if (std::uint64_t{memory_used_} + rounded > arch_->pe_memory_bytes) {
+    if (std::uint64_t{memory_used_} + rounded > shared_->arch->pe_memory_bytes) {
       fault_at(op, "PE memory over budget: " + std::to_string(memory_used_) + " bytes in use + " + std::to_string(bytes) +
-                       " requested > " + std::to_string(arch_->pe_memory_bytes) + " available on " + arch_->name);
+                       " requested > " + std::to_string(shared_->arch->pe_memory_bytes) + " available on " + shared_->arch->name);
       return nullptr;
     }
     void* p = pe_arena->allocate(bytes, align);  // zeroed; lives as long as the engine
@@ -5818,10 +5919,10 @@ class Pe {
   bool advance_async();
   bool run_tasks(unsigned max_runs);
   // Timed mode: starts/ends the compute element's accounting of one task or function.
-  void begin_timed_task() { task_clock_ = now_ + arch_->cycles.task_switch; }
+  void begin_timed_task() { task_clock_ = now_ + shared_->arch->cycles.task_switch; }
   void end_timed_task() {
     ce_free_at_ = task_clock_;
-    stats_.busy_cycles += task_clock_ - now_;
+    counters_.add(c_busy_cycles, task_clock_ - now_);
     if (ce_free_at_ > horizon_) horizon_ = ce_free_at_;
   }
   bool ce_free() const { return !timed_ || now_ >= ce_free_at_; }
@@ -5832,7 +5933,7 @@ class Pe {
     stalled_sends_.release_if_empty();
     pending_launches_.release_if_empty();
     for (auto& cs : colors_)
-      for (unsigned k = 0; k < cs.ring_count(); ++k) cs.rings[k].trim();
+      for (unsigned k = 0; k < cs.ring_count(); ++k) ring_table_[cs.ring_base + k].trim();
   }
   bool wire_busy() const {
     if (!wire_) return false;
@@ -5856,7 +5957,7 @@ class Pe {
   bool step_async(AsyncOp& op, std::uint64_t& claimed_in, std::uint64_t& claimed_out);
   StuckPe describe_stuck() const;
 
-  const arch::Arch* arch_;
+  const PeShared* shared_;  // the engine's
   Coord coord_;
   LoadedRegion* region_ = nullptr;  // owned by the engine; shared by the region's PEs
   void* kernel_ = nullptr;
@@ -5868,15 +5969,13 @@ class Pe {
   static_assert(max_colors <= 32, "color_mask_ holds one bit per color");
   std::uint32_t color_mask_ = 0;  // bit c: color c has a route here (colors_ slot = rank of the bit)
   CompactVector<ColorState> colors_;  // in color order
-  std::unique_ptr<Ring[]> ring_table_;  // every color's rings, packed (ColorState::rings)
-  std::uint32_t rx_slots_[4] = {};  // bit i: colors_[i] receives from that direction
+  std::unique_ptr<Ring[]> ring_table_;  // every color's rings, packed (ColorState::ring_base)
   bool has_out_stream_ = false;     // some color leaves the grid into a host output stream
 
   // Lists most PEs leave empty: 8 bytes each until used (compact_vector.hpp).
   CompactVector<AsyncOp> async_;
   CompactVector<StalledSend> stalled_sends_;  // sends waiting for output-queue space, in order
   std::uint32_t stalled_head_ = 0;
-  std::uint32_t send_stall_limit_ = 1u << 20;
   CompactVector<Function> functions_;
   CompactVector<PendingLaunch> pending_launches_;  // launched functions, in launch order
   CompactVector<Symbol> symbols_;
@@ -5885,7 +5984,7 @@ class Pe {
   std::uint8_t ctx_id_ = 0;
   const char* ctx_fn_ = nullptr;
   std::unique_ptr<PeFault> fault_;  // set once, by the first fault (rare: kept out of line)
-  PeStats stats_;
+  CompactCounters<counter_count> counters_;
 
   // Engine bookkeeping: tile index and the last epoch stamp this PE was listed in.
   std::uint32_t index_ = 0;
@@ -6374,6 +6473,31 @@ inline bool same_layout(const Operand& x, const Operand& y) {
   return true;
 }
 
+// One contiguous 1-D run (or a single element): the common case, whose elements are
+// base[offset .. offset + length).
+inline bool flat_run(const Operand& o) {
+  return o.dims[1] <= 1 && o.dims[2] <= 1 && o.dims[3] <= 1 && (o.strides[0] == 1 || o.dims[0] <= 1);
+}
+
+// True when every memory operand of `ins` is a flat run of `length` elements of the
+// destination's type (sources may be scalars) and no source overlaps the destination unless
+// it is the destination itself: then one Run covers the op (no per-row address arithmetic).
+inline bool all_flat(const DsdInstr& ins, const Operand* const* srcs, int nsrc, std::uint32_t length) {
+  const Operand& dst = ins.dst;
+  if (!flat_run(dst)) return false;
+  const std::size_t size = elem_size(dst.type);
+  const auto* dlo = static_cast<const unsigned char*>(dst.base) + std::size_t(dst.offset) * size;
+  const auto* dhi = dlo + std::size_t(length) * size;
+  for (int k = 0; k < nsrc; ++k) {
+    const Operand& s = *srcs[k];
+    if (s.kind == OperandKind::scalar) continue;
+    if (s.kind != OperandKind::mem || s.type != dst.type || s.length() != length || !flat_run(s)) return false;
+    const auto* lo = static_cast<const unsigned char*>(s.base) + std::size_t(s.offset) * size;
+    if (lo != dlo && lo < dhi && dlo < lo + std::size_t(length) * size) return false;  // partial overlap: scalar order
+  }
+  return true;
+}
+
 }  // namespace detail
 
 /// Runs memory-only `ins` over `length` elements on SIMD vectors when the destination is
@@ -6390,10 +6514,11 @@ inline bool try_execute(const DsdInstr& ins, std::uint32_t length) {
   // f32 d = a + b * c with f16 b and c (pe/elementwise.hpp compute_mixed_mac).
   const bool mixed = ins.op == DsdOpCode::mac && dst.type == ElemType::f32 && ins.b.type == ElemType::f16;
   if (mixed && ins.c.type != ElemType::f16) return false;
-  if (dst.strides[0] != 1 && dst.dims[0] != 1) return false;
-  const unsigned char *dlo, *dhi;
-  detail::byte_range(dst, dlo, dhi);
-  for (int k = 0; k < nsrc; ++k) {
+  const bool flat = !mixed && detail::all_flat(ins, srcs, nsrc, length);
+  if (!flat && dst.strides[0] != 1 && dst.dims[0] != 1) return false;
+  const unsigned char *dlo = nullptr, *dhi = nullptr;
+  if (!flat) detail::byte_range(dst, dlo, dhi);
+  for (int k = 0; k < nsrc && !flat; ++k) {
     const Operand& s = *srcs[k];
     if (s.kind == OperandKind::scalar) continue;
     if (s.kind != OperandKind::mem || s.type != (mixed && k > 0 ? ElemType::f16 : dst.type)) return false;
@@ -6408,8 +6533,8 @@ inline bool try_execute(const DsdInstr& ins, std::uint32_t length) {
     if (lo < dhi && dlo < hi && !(s.type == dst.type && detail::same_layout(s, dst))) return false;
   }
   // Walk the outer dimensions; each inner row of dims[0] elements is one contiguous run.
-  const std::uint32_t inner = dst.dims[0];
-  const std::uint32_t outer = length / (inner ? inner : 1);
+  const std::uint32_t inner = flat ? length : dst.dims[0];
+  const std::uint32_t outer = flat ? 1 : length / (inner ? inner : 1);
   // Source a is of lane type T, b and c of U (U = T except for the mixed mac).
   auto run_rows = [&](auto tag_t, auto tag_u, auto fn) -> bool {
     using T = decltype(tag_t);
@@ -6418,7 +6543,7 @@ inline bool try_execute(const DsdInstr& ins, std::uint32_t length) {
       const std::uint32_t first = row * inner;  // flat index of this row's first element
       Run<T, U> r{};
       r.n = inner;
-      r.d = static_cast<T*>(dst.base) + elementwise::element_offset(dst, first);
+      r.d = static_cast<T*>(dst.base) + (flat ? std::int64_t(dst.offset) : elementwise::element_offset(dst, first));
       auto source = [&]<class X>(int k, const X*& p, X& value) {
         const Operand& s = *srcs[k];
         p = nullptr;
@@ -6429,7 +6554,7 @@ inline bool try_execute(const DsdInstr& ins, std::uint32_t length) {
         } else if (s.strides[0] == 0 && inner > 1) {
           value = static_cast<const X*>(s.base)[elementwise::element_offset(s, first)];
         } else {
-          p = static_cast<const X*>(s.base) + elementwise::element_offset(s, first);
+          p = static_cast<const X*>(s.base) + (flat ? std::int64_t(s.offset) : elementwise::element_offset(s, first));
         }
       };
       if (nsrc > 0) source(0, r.a, r.sa);
@@ -6493,7 +6618,7 @@ inline void Pe::dsd(const DsdInstr& ins) {
     if (s.kind == OperandKind::fabin) {
       fabric = true;
       const ColorState* cs = color_state(s.color);
-      if (cs == nullptr || !cs->has_iq)
+      if (cs == nullptr || !cs->has_iq())
         return fault_at(op, "fabric input on color " + std::to_string(s.color.value) +
                                 ", but no route at this PE delivers that color to RAMP");
       if (fabin_colors & (1u << s.color.value))
@@ -6503,7 +6628,7 @@ inline void Pe::dsd(const DsdInstr& ins) {
   }
   if (ins.dst.kind == OperandKind::fabout) {
     const ColorState* cs = color_state(ins.dst.color);
-    if (cs == nullptr || !cs->has_oq)
+    if (cs == nullptr || !cs->has_oq())
       return fault_at(op, "fabric output on color " + std::to_string(ins.dst.color.value) +
                               ", but no route at this PE receives that color from RAMP");
   }
@@ -6512,8 +6637,8 @@ inline void Pe::dsd(const DsdInstr& ins) {
     if (timed_ && ctx_ != Ctx::init) {
       // Timed mode: the op occupies the compute element (sync) or a microthread (async) for
       // its element cycles; the data is written now either way, so results do not change.
-      task_clock_ += arch_->cycles.dsd_issue;
-      const std::uint64_t end = task_clock_ + timing::element_cycles(arch_->cycles, ins, length);
+      task_clock_ += shared_->arch->cycles.dsd_issue;
+      const std::uint64_t end = task_clock_ + timing::element_cycles(shared_->arch->cycles, ins, length);
       if (!ins.async) {
         task_clock_ = end;
         return;
@@ -6539,8 +6664,8 @@ inline void Pe::dsd(const DsdInstr& ins) {
     return;
   }
   if (!ins.async) return fault_at(op, "an op with a fabric operand must be asynchronous");
-  if (fabric_ops_in_flight() >= arch_->microthreads)
-    return fault_at(op, "more than " + std::to_string(arch_->microthreads) + " asynchronous ops in flight on this PE");
+  if (fabric_ops_in_flight() >= shared_->arch->microthreads)
+    return fault_at(op, "more than " + std::to_string(shared_->arch->microthreads) + " asynchronous ops in flight on this PE");
   AsyncOp a;
   a.ins = ins;
   a.length = length;
@@ -6557,7 +6682,7 @@ inline void Pe::dsd(const DsdInstr& ins) {
     a.out_mask = 1ull << ins.dst.color.value;
   }
   if (timed_ && ctx_ != Ctx::init) {
-    task_clock_ += arch_->cycles.dsd_issue;
+    task_clock_ += shared_->arch->cycles.dsd_issue;
     a.start = task_clock_;
   }
   async_.push_back(a);
@@ -6617,8 +6742,8 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
   while (a.next < a.length) {
     bool ready = true;
     for (int k = 0; k < nsrc && ready; ++k)
-      if (in_cs[k] && in_cs[k]->iq().empty()) ready = false;
-    if (ready && out_cs && out_cs->oq().full()) {
+      if (in_cs[k] && iq(*in_cs[k]).empty()) ready = false;
+    if (ready && out_cs && oq(*out_cs).full()) {
       stalled_now_ = true;  // back-pressure: the op waits for output-queue space
       ready = false;
     }
@@ -6629,9 +6754,9 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
       if (s.kind == OperandKind::scalar) {
         v[k] = s.scalar_bits;
       } else if (s.kind == OperandKind::fabin) {
-        const Wavelet w = in_cs[k]->iq().front();
-        in_cs[k]->iq().pop();
-        ++stats_.received;
+        const Wavelet w = iq(*in_cs[k]).front();
+        iq(*in_cs[k]).pop();
+        counters_.add(c_received);
         v[k] = elem_size(s.type) == 2 ? (w.data & 0xffffu) : w.data;
       } else {
         v[k] = detail::load(s, a.next);
@@ -6644,8 +6769,8 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
       if (elem_size(ins.dst.type) == 2) {
         bits = (r & 0xffffu) | (ins.dst.indexed ? static_cast<std::uint32_t>(static_cast<std::uint16_t>(ins.dst.index_base + a.next)) << 16 : 0u);
       }
-      out_cs->oq().push(Wavelet{bits, ins.dst.control});
-      ++stats_.sent;
+      oq(*out_cs).push(Wavelet{bits, ins.dst.control});
+      counters_.add(c_sent);
     } else {
       detail::store(ins.dst, a.next, r);
     }
@@ -6701,12 +6826,12 @@ inline bool Pe::drain_stalled_sends() {
     const StalledSend& s = stalled_sends_[stalled_head_];
     ColorState& cs = *color_state(Color{s.color});
     if (s.ready > now_) break;  // timed mode: the task has not reached this send yet
-    if (cs.oq().full() || fabout_busy(s.color)) {
+    if (oq(cs).full() || fabout_busy(s.color)) {
       stalled_now_ = true;
       break;
     }
-    cs.oq().push(s.w);
-    ++stats_.sent;
+    oq(cs).push(s.w);
+    counters_.add(c_sent);
     ++stalled_head_;
     progress = true;
   }
@@ -6722,7 +6847,7 @@ inline bool Pe::run_tasks(unsigned max_runs) {
   for (unsigned runs = 0; runs < max_runs && !fault_ && stalled_sends_.empty() && ce_free(); ++runs) {
     std::uint64_t ready = 0;
     for (const auto& cs : colors_)
-      if (cs.has_iq && !cs.iq().empty()) ready |= 1ull << cs.color.value;
+      if (cs.has_iq() && !iq(cs).empty()) ready |= 1ull << cs.color.value;
     const std::uint64_t runnable =
         ((active_ | (data_bound_ & ready & ~fabin_busy_mask())) & ~blocked_);
     if (runnable == 0) break;
@@ -6734,16 +6859,16 @@ inline bool Pe::run_tasks(unsigned max_runs) {
     if (timed_) begin_timed_task();
     if (slot.kind == TaskKind::data && (data_bound_ >> t & 1u) && !(active_ >> t & 1u)) {
       ColorState& cs = *color_state(Color{static_cast<std::uint8_t>(t)});
-      const Wavelet w = cs.iq().front();
-      cs.iq().pop();
-      ++stats_.received;
+      const Wavelet w = iq(cs).front();
+      iq(cs).pop();
+      counters_.add(c_received);
       slot.fn(kernel_, *this, w);
     } else {
       active_ &= ~(1ull << t);
       slot.fn(kernel_, *this, Wavelet{slot.last, slot.last_control});
     }
     if (timed_) end_timed_task();
-    ++stats_.tasks_run;
+    counters_.add(c_tasks_run);
     progress = true;
   }
   return progress;
@@ -6753,7 +6878,7 @@ inline bool Pe::deliver_control(Wavelet w) {
   const ControlPayload p = ControlPayload::decode(w.data);
   if (!p.activate) return true;
   ctx_ = Ctx::router;
-  if (p.task.value > arch_->control_task_last || tasks_[p.task.value].kind != TaskKind::control) {
+  if (p.task.value > shared_->arch->control_task_last || tasks_[p.task.value].kind != TaskKind::control) {
     fault_at("control wavelet", "asks to activate task " + std::to_string(p.task.value) + ", which is not a bound control task");
     return false;
   }
@@ -6767,36 +6892,37 @@ inline bool Pe::deliver_control(Wavelet w) {
 inline bool Pe::route_step() {
   bool progress = false;
   for (auto& cs : colors_) {
+    const ColorPlan& pl = plan(cs);
     for (;;) {
-      const RoutePosition& p = cs.route.positions[cs.pos];
+      const RoutePosition& p = pl.route.positions[cs.pos];
       if (p.rx.empty()) break;
       const Port src = static_cast<Port>(std::countr_zero(static_cast<unsigned>(p.rx.bits)));
-      Ring& from = src == Port::ramp ? cs.oq() : cs.in(static_cast<unsigned>(src));
+      Ring& from = src == Port::ramp ? oq(cs) : in(cs, static_cast<unsigned>(src));
       if (from.empty()) break;
       const Wavelet w = from.front();
       const bool to_ramp = p.tx.has(Port::ramp);
-      const bool deliver = to_ramp && !w.control && (!cs.filtered || cs.filter.passes(w.index()));
-      bool room = !(deliver && cs.iq().full());
+      const bool deliver = to_ramp && !w.control && (!pl.filtered || pl.filter.passes(w.index()));
+      bool room = !(deliver && iq(cs).full());
       for (unsigned d = 0; d < 4 && room; ++d)
-        if (p.tx.has(static_cast<Port>(d)) && cs.out(d).full()) room = false;
+        if (p.tx.has(static_cast<Port>(d)) && out(cs, d).full()) room = false;
       if (!room) break;  // back-pressure: the wavelet waits where it is
       from.pop();
       for (unsigned d = 0; d < 4; ++d)
         if (p.tx.has(static_cast<Port>(d))) {
-          cs.out(d).push(w);
-          ++stats_.forwarded;
+          out(cs, d).push(w);
+          counters_.add(c_forwarded);
         }
       if (deliver) {
-        cs.iq().push(w);
-        ++stats_.delivered;
+        iq(cs).push(w);
+        counters_.add(c_delivered);
       }
       progress = true;
       if (w.control) {
         if (to_ramp && !deliver_control(w)) return true;
         const ControlPayload c = ControlPayload::decode(w.data);
         if (c.advance_switch) {
-          if (cs.pos + 1u < cs.route.count) ++cs.pos;
-          else if (cs.route.ring) cs.pos = 0;
+          if (cs.pos + 1u < pl.route.count) ++cs.pos;
+          else if (pl.route.ring) cs.pos = 0;
         }
         if (c.reset_switch) cs.pos = 0;
       }
@@ -6810,9 +6936,9 @@ inline bool Pe::has_local_work() const {
   if (active_ != 0 || !async_.empty() || !pending_launches_.empty() || !stalled_sends_.empty()) return true;
   if (timed_ && wire_busy()) return true;
   for (const auto& cs : colors_) {
-    if (!cs.iq().empty() || !cs.oq().empty()) return true;
+    if (!iq(cs).empty() || !oq(cs).empty()) return true;
     for (unsigned d = 0; d < 4; ++d)
-      if (!cs.in(d).empty()) return true;
+      if (!in(cs, d).empty()) return true;
   }
   return false;
 }
@@ -6820,7 +6946,7 @@ inline bool Pe::has_local_work() const {
 inline bool Pe::has_outgoing() const {
   for (const auto& cs : colors_)
     for (unsigned d = 0; d < 4; ++d)
-      if (!cs.out(d).empty()) return true;
+      if (!out(cs, d).empty()) return true;
   return false;
 }
 
@@ -6839,29 +6965,29 @@ inline StuckPe Pe::describe_stuck() const {
   std::uint64_t colors_waiting = 0;
   for (const auto& cs : colors_) {
     const std::string c = "color " + std::to_string(cs.color.value);
-    if (!cs.iq().empty()) {
+    if (!iq(cs).empty()) {
       const unsigned t = cs.color.value;
       std::string why;
       if (tasks_[t].kind != TaskKind::data) why = "no data task bound";
       else if ((blocked_ >> t) & 1u) why = "data task " + std::to_string(t) + " blocked";
-      s.queues.push_back(c + " input queue: " + std::to_string(cs.iq().size()) + "/" + std::to_string(cs.iq().capacity()) +
+      s.queues.push_back(c + " input queue: " + std::to_string(iq(cs).size()) + "/" + std::to_string(iq(cs).capacity()) +
                          " wavelets" + (why.empty() ? "" : " (" + why + ")"));
       colors_waiting |= 1ull << cs.color.value;
     }
-    if (!cs.oq().empty()) {
-      s.queues.push_back(c + " output queue: " + std::to_string(cs.oq().size()) + "/" + std::to_string(cs.oq().capacity()) + " wavelets");
+    if (!oq(cs).empty()) {
+      s.queues.push_back(c + " output queue: " + std::to_string(oq(cs).size()) + "/" + std::to_string(oq(cs).capacity()) + " wavelets");
       colors_waiting |= 1ull << cs.color.value;
     }
     for (unsigned d = 0; d < 4; ++d) {
-      if (!cs.in(d).empty()) {
+      if (!in(cs, d).empty()) {
         s.queues.push_back(c + " router input from " + port_name(static_cast<Port>(d)) + ": " +
-                           std::to_string(cs.in(d).size()) + " wavelets (switch position " + std::to_string(cs.pos) +
-                           " receives from " + wse::to_string(cs.route.positions[cs.pos].rx) + ")");
+                           std::to_string(in(cs, d).size()) + " wavelets (switch position " + std::to_string(cs.pos) +
+                           " receives from " + wse::to_string(plan(cs).route.positions[cs.pos].rx) + ")");
         colors_waiting |= 1ull << cs.color.value;
       }
-      if (!cs.out(d).empty()) {
+      if (!out(cs, d).empty()) {
         s.queues.push_back(c + " router output to " + port_name(static_cast<Port>(d)) + ": " +
-                           std::to_string(cs.out(d).size()) + " wavelets");
+                           std::to_string(out(cs, d).size()) + " wavelets");
         colors_waiting |= 1ull << cs.color.value;
       }
     }
@@ -6942,11 +7068,14 @@ class Engine {
                                       Pe::max_wire_stages);
     config_.router_buffer_depth = std::clamp(config_.router_buffer_depth, 1u, Ring::max_capacity);
     pes_.resize(std::size_t{width_} * height_);
+    shared_.arch = arch_;
+    shared_.send_stall_limit = config_.max_stalled_sends;
     // The program is only read here: the engine keeps no copy of it (its routes alone can be
     // hundreds of MB on a full fabric), only the arch and the regions' names.
     load_routes(program);
     load_streams(program);
     build_ring_tables();
+    plan_index_ = {};  // only loading interns plans
     setup_tiles();
     const PoolScope scope(tiles_[0]);  // kernels' init may send
     NamePool* const saved_names = std::exchange(name_pool, &export_names_);  // exports are interned
@@ -7000,6 +7129,8 @@ class Engine {
       m.kernel_bytes += pe->memory_used();
     }
     for (const auto& t : tiles_) m.ring_pool_bytes += t.pool.bytes();
+    m.pe_state_bytes += shared_.plans.capacity() * sizeof(ColorPlan);  // shared by the PEs: counted once
+    m.color_plans = shared_.plans.size();
     return m;
   }
 
@@ -7028,8 +7159,8 @@ class Engine {
     s.cycles = total_cycles_;
     for (const auto& pe : pes_)
       if (pe) {
-        s.per_pe.emplace_back(pe->coord_, pe->stats_);
-        s.totals += pe->stats_;
+        s.per_pe.emplace_back(pe->coord_, pe->stats());
+        s.totals += s.per_pe.back().second;
       }
     return s;
   }
@@ -7083,14 +7214,44 @@ class Engine {
   Pe& ensure_pe(Coord c) {
     auto& slot = pes_[index(c)];
     if (!slot) {
-      slot = std::make_unique<Pe>(*arch_, c);
+      slot = std::make_unique<Pe>(shared_, c);
       slot->index_ = static_cast<std::uint32_t>(index(c));
-      slot->send_stall_limit_ = config_.max_stalled_sends;
       slot->use_simd_ = config_.simd;
       slot->timed_ = config_.timed;
       if (config_.timed && wire_stages_ > 0) slot->wire_ = std::make_unique<std::array<std::array<Pe::WireSlot, Pe::max_wire_stages>, 4>>();
     }
     return *slot;
+  }
+
+  // Index of `plan` in shared_.plans, added when new (loading only). Most PEs of a row or
+  // column route a color alike, so a full fabric's ~3.8 million routed colors have a few
+  // thousand plans.
+  std::uint32_t intern_plan(const ColorPlan& plan) {
+    PlanKey key{};
+    std::size_t at = 0;
+    auto put = [&](const void* p, std::size_t n) {
+      std::memcpy(key.bytes.data() + at, p, n);
+      at += n;
+    };
+    for (const RoutePosition& rp : plan.route.positions) {
+      put(&rp.rx.bits, 1);
+      put(&rp.tx.bits, 1);
+    }
+    put(&plan.route.count, 1);
+    put(&plan.route.ring, 1);
+    put(&plan.filter.lo, 2);
+    put(&plan.filter.hi, 2);
+    put(&plan.filtered, 1);
+    const auto streams = reinterpret_cast<std::uintptr_t>(plan.streams);
+    put(&streams, sizeof streams);
+    const auto [it, added] = plan_index_.try_emplace(key, static_cast<std::uint32_t>(shared_.plans.size()));
+    if (added) {
+      if (shared_.plans.size() >= Pe::ColorState::max_plans)
+        throw ProgramError("emulator: more than " + std::to_string(Pe::ColorState::max_plans) +
+                           " distinct (route, filter) pairs; the emulator holds at most that many");
+      shared_.plans.push_back(plan);
+    }
+    return it->second;
   }
 
   void load_routes(const Program& program) {
@@ -7101,49 +7262,51 @@ class Engine {
       pe.colors_.push_back(Pe::ColorState{});
       auto& cs = pe.colors_.back();
       cs.color = e.color;
-      cs.route = e.route;
-      cs.has_iq = e.route.all_tx().has(Port::ramp);
-      cs.rx = e.route.all_rx();
-      cs.has_oq = cs.rx.has(Port::ramp);
-      for (unsigned d = 0; d < 4; ++d)
-        if (cs.rx.has(static_cast<Port>(d))) pe.rx_slots_[d] |= 1u << (pe.colors_.size() - 1);
+      cs.set_plan(intern_plan(ColorPlan{e.route}));
     }
     for (const FilterEntry& f : program.filters()) {
       Pe* pe = this->pe(f.pe);
       auto* cs = pe ? pe->color_state(f.color) : nullptr;
       if (cs) {
-        cs->filtered = true;
-        cs->filter = f.filter;
+        ColorPlan plan = pe->plan(*cs);
+        plan.filtered = true;
+        plan.filter = f.filter;
+        cs->set_plan(intern_plan(plan));
       }
     }
   }
 
-  // The host-stream ends of color state `cs` (only edge PEs with streams have them).
-  Pe::ColorState::StreamEnds& stream_ends(Pe::ColorState& cs) {
-    if (!cs.streams) {
-      stream_ends_.push_back(std::make_unique<Pe::ColorState::StreamEnds>());
-      cs.streams = stream_ends_.back().get();
+  // The host-stream ends of color `cs` at `pe` (only edge PEs with streams have them): the
+  // color gets a plan of its own that points to them.
+  StreamEnds& stream_ends(Pe& pe, Pe::ColorState& cs) {
+    if (!cs.has_streams()) {
+      stream_ends_.push_back(std::make_unique<StreamEnds>());
+      ColorPlan plan = pe.plan(cs);
+      plan.streams = stream_ends_.back().get();
+      cs.set_plan(intern_plan(plan));
+      cs.ring_mask |= Pe::ColorState::streams_bit;
     }
-    return *cs.streams;
+    return *pe.plan(cs).streams;
   }
 
   void load_streams(const Program& program) {
     for (const StreamSpec& s : program.streams()) {
       StreamSlot slot{s, nullptr, nullptr};
-      auto* cs = ensure_pe(s.pe).color_state(s.color);
+      Pe& pe = ensure_pe(s.pe);
+      auto* cs = pe.color_state(s.color);
       if (s.input) {
         slot.in = std::make_unique<InStream>();
-        stream_ends(*cs).in[static_cast<unsigned>(s.edge)] = slot.in.get();
+        stream_ends(pe, *cs).in[static_cast<unsigned>(s.edge)] = slot.in.get();
       } else {
         slot.out = std::make_unique<OutStream>();
-        stream_ends(*cs).out[static_cast<unsigned>(s.edge)] = slot.out.get();
+        stream_ends(pe, *cs).out[static_cast<unsigned>(s.edge)] = slot.out.get();
         ensure_pe(s.pe).has_out_stream_ = true;
       }
       streams_.push_back(std::move(slot));
     }
   }
 
-  // Gives every PE one table of the rings its routes and streams use (ColorState::rings) and
+  // Gives every PE one table of the rings its routes and streams use (ColorState::ring_base) and
   // sets their depths: router buffers from the config, input/output queues numbered in color
   // order with the arch's depths.
   void build_ring_tables() {
@@ -7152,31 +7315,30 @@ class Engine {
       if (!pe || pe->colors_.empty()) continue;
       std::size_t total = 0;
       for (auto& cs : pe->colors_) {
-        std::uint16_t mask = 0;
-        const PortSet tx = cs.route.all_tx();
+        const ColorRoute& route = pe->plan(cs).route;
+        const PortSet rx = route.all_rx(), tx = route.all_tx();
+        std::uint16_t mask = cs.ring_mask & Pe::ColorState::streams_bit;
         for (unsigned d = 0; d < 4; ++d) {
-          if (cs.rx.has(static_cast<Port>(d)) || cs.in_stream(d)) mask |= 1u << d;
-          if (tx.has(static_cast<Port>(d)) || cs.out_stream(d)) mask |= 1u << (4 + d);
+          if (rx.has(static_cast<Port>(d)) || pe->in_stream(cs, d)) mask |= 1u << d;
+          if (tx.has(static_cast<Port>(d)) || pe->out_stream(cs, d)) mask |= 1u << (4 + d);
         }
-        if (cs.has_iq) mask |= 1u << 8;
-        if (cs.has_oq) mask |= 1u << 9;
+        if (tx.has(Port::ramp)) mask |= 1u << 8;
+        if (rx.has(Port::ramp)) mask |= 1u << 9;
         cs.ring_mask = mask;
+        cs.ring_base = static_cast<std::uint8_t>(total);
         total += cs.ring_count();
       }
       pe->ring_table_ = std::make_unique<Ring[]>(total);
-      Ring* next = pe->ring_table_.get();
       unsigned iq_n = 0, oq_n = 0;
       for (auto& cs : pe->colors_) {
-        cs.rings = next;
-        next += cs.ring_count();
         for (unsigned d = 0; d < 4; ++d) {
-          if (cs.uses_ring(d)) cs.in(d).set_capacity(config_.router_buffer_depth);
-          if (cs.uses_ring(4 + d)) cs.out(d).set_capacity(config_.router_buffer_depth);
+          if (cs.uses_ring(d)) pe->in(cs, d).set_capacity(config_.router_buffer_depth);
+          if (cs.uses_ring(4 + d)) pe->out(cs, d).set_capacity(config_.router_buffer_depth);
         }
-        if (cs.has_iq) cs.iq().set_capacity(a.input_queue_depth[std::min(iq_n++, 7u)]);
-        if (cs.has_oq) {
+        if (cs.has_iq()) pe->iq(cs).set_capacity(a.input_queue_depth[std::min(iq_n++, 7u)]);
+        if (cs.has_oq()) {
           const unsigned q = std::min<unsigned>(oq_n++, a.output_queues - 1u);
-          cs.oq().set_capacity(a.output_queue_depth[q] ? a.output_queue_depth[q] : 2u);
+          pe->oq(cs).set_capacity(a.output_queue_depth[q] ? a.output_queue_depth[q] : 2u);
         }
       }
     }
@@ -7274,7 +7436,7 @@ class Engine {
     progress |= pe.drain_stalled_sends();
     progress |= pe.advance_async();
     progress |= pe.run_tasks(1);
-    if (pe.stalled_now_) ++pe.stats_.stall_cycles;
+    if (pe.stalled_now_) pe.counters_.add(Pe::c_stall_cycles);
     return progress;
   }
 
@@ -7292,7 +7454,7 @@ class Engine {
       if (pe.timed_) pe.begin_timed_task();
       next.fn(pe.kernel_, pe, Wavelet{});
       if (pe.timed_) pe.end_timed_task();
-      ++pe.stats_.tasks_run;
+      pe.counters_.add(Pe::c_tasks_run);
     }
     pe.pending_launches_.erase_front(launched);
     return launched > 0;
@@ -7331,9 +7493,9 @@ class Engine {
       // Off the edge into a host output stream: one wavelet per cycle.
       for (std::size_t k = 0; k < n && pe.has_out_stream_; ++k) {
         auto& cs = pe.colors_[(first + k) % n];
-        if (OutStream* os = cs.out_stream(d); os && !cs.out(d).empty()) {
-          os->data.push_back(cs.out(d).front());
-          cs.out(d).pop();
+        if (OutStream* os = pe.out_stream(cs, d); os && !pe.out(cs, d).empty()) {
+          os->data.push_back(pe.out(cs, d).front());
+          pe.out(cs, d).pop();
           progress = true;
           break;
         }
@@ -7344,7 +7506,7 @@ class Engine {
       if (stages > 0) {
         auto& last = wire[stages - 1];
         if (last.slot >= 0) {
-          Ring& to = pe.colors_[static_cast<std::size_t>(last.slot)].in(d);
+          Ring& to = pe.in(pe.colors_[static_cast<std::size_t>(last.slot)], d);
           if (!to.full()) {
             to.push(last.w);
             last.slot = -1;
@@ -7360,7 +7522,8 @@ class Engine {
         if (wire[0].slot >= 0) continue;  // the link is blocked this cycle
       }
       // Colors receiving from d, from slot `first` on, then wrapping around.
-      const std::uint32_t receivers = pe.rx_slots_[d];
+      std::uint32_t receivers = 0;  // bit i: colors_[i] receives from d
+      for (std::size_t i = 0; i < n; ++i) receivers |= std::uint32_t{pe.colors_[i].uses_ring(d)} << i;
       if (receivers == 0) continue;
       Pe* const nb = neighbor(pe, d);  // once per direction, not per color
       const std::uint32_t from_first = receivers & (~0u << first);
@@ -7377,9 +7540,10 @@ class Engine {
         // blocks another's on the same link (docs/semantics.md).
         unsigned on_wire = 0;
         for (unsigned j = 0; j < stages; ++j) on_wire += wire[j].slot == static_cast<std::int8_t>(slot);
-        if (cs.in(d).size() + on_wire >= cs.in(d).capacity()) continue;
+        Ring& to = pe.in(cs, d);
+        if (to.size() + on_wire >= to.capacity()) continue;
         Wavelet w;
-        if (InStream* is = cs.in_stream(d)) {
+        if (InStream* is = pe.in_stream(cs, d)) {
           if (!is->pending()) continue;
           w = is->data[is->next++];
           if (!is->pending()) {
@@ -7390,14 +7554,14 @@ class Engine {
           auto* ncs = nb ? nb->color_state(cs.color) : nullptr;
           const unsigned toward_us = 4 + static_cast<unsigned>(opposite(static_cast<Port>(d)));
           if (!ncs || !ncs->uses_ring(toward_us)) continue;  // the neighbour does not send us this color
-          Ring& from = ncs->ring(toward_us);
+          Ring& from = nb->ring(*ncs, toward_us);
           if (from.empty()) continue;
           w = from.front();
           from.pop();
-          ++pe.stats_.link_in[d];
+          pe.counters_.add(Pe::c_link_in + d);
         }
         if (stages == 0) {
-          cs.in(d).push(w);
+          to.push(w);
         } else {
           wire[0].slot = static_cast<std::int8_t>(slot);
           wire[0].w = w;
@@ -7423,18 +7587,18 @@ class Engine {
       return nbs[d];
     };
     for (auto& cs : pe.colors_) {
-      const PortSet rx = cs.rx;
       for (unsigned d = 0; d < 4; ++d) {
-        if (OutStream* os = cs.out_stream(d)) {
-          while (!cs.out(d).empty()) {
-            os->data.push_back(cs.out(d).front());
-            cs.out(d).pop();
+        if (OutStream* os = pe.out_stream(cs, d)) {
+          Ring& out = pe.out(cs, d);
+          while (!out.empty()) {
+            os->data.push_back(out.front());
+            out.pop();
             progress = true;
           }
         }
-        if (!rx.has(static_cast<Port>(d))) continue;
-        Ring& to = cs.in(d);
-        if (InStream* is = cs.in_stream(d)) {
+        if (!cs.uses_ring(d)) continue;  // receives nothing from d
+        Ring& to = pe.in(cs, d);
+        if (InStream* is = pe.in_stream(cs, d)) {
           while (!to.full() && is->pending()) {
             to.push(is->data[is->next++]);
             progress = true;
@@ -7450,7 +7614,7 @@ class Engine {
         auto* ncs = n->color_state(cs.color);
         const unsigned toward_us = 4 + static_cast<unsigned>(opposite(static_cast<Port>(d)));
         if (!ncs || !ncs->uses_ring(toward_us)) continue;  // the neighbour does not send us this color
-        Ring& from = ncs->ring(toward_us);
+        Ring& from = n->ring(*ncs, toward_us);
         while (!to.full() && !from.empty()) {
           to.push(from.front());
           from.pop();
@@ -7465,7 +7629,7 @@ class Engine {
   static bool has_pending_input(const Pe& pe) {
     for (const auto& cs : pe.colors_)
       for (unsigned d = 0; d < 4; ++d)
-        if (const InStream* is = cs.in_stream(d); is && is->pending()) return true;
+        if (const InStream* is = pe.in_stream(cs, d); is && is->pending()) return true;
     return false;
   }
 
@@ -7493,9 +7657,9 @@ class Engine {
       bool outgoing = false;  // one scan: wake the drainers and remember for phase B
       for (auto& cs : pe->colors_)
         for (unsigned d = 0; d < 4; ++d) {
-          if (!cs.uses_ring(4 + d) || cs.out(d).empty()) continue;
+          if (!cs.uses_ring(4 + d) || pe->out(cs, d).empty()) continue;
           outgoing = true;
-          if (cs.out_stream(d)) t.wake_to[pe->tile_].push_back(pe);
+          if (pe->out_stream(cs, d)) t.wake_to[pe->tile_].push_back(pe);
           else if (Pe* n = neighbor(*pe, d)) t.wake_to[n->tile_].push_back(n);
         }
       pe->out_pending_ = outgoing;
@@ -7604,7 +7768,7 @@ class Engine {
       const std::uint64_t skipped_cycles = next_event - now_ - 1;
       for (auto& t : tiles_)
         for (Pe* pe : t.awake)
-          if (pe->stalled_now_ && pe->now_ == now_) pe->stats_.stall_cycles += skipped_cycles;
+          if (pe->stalled_now_ && pe->now_ == now_) pe->counters_.add(Pe::c_stall_cycles, skipped_cycles);
       now_ = next_event;
       return false;
     }
@@ -7648,7 +7812,19 @@ class Engine {
   const arch::Arch* arch_;
   std::vector<std::unique_ptr<LoadedRegion>> regions_;  // what PEs' reports call their kernel; its destructor
   NamePool export_names_;  // the names PEs export symbols and functions under (outlives pes_)
-  std::vector<std::unique_ptr<Pe::ColorState::StreamEnds>> stream_ends_;  // see stream_ends()
+  std::vector<std::unique_ptr<StreamEnds>> stream_ends_;  // see stream_ends()
+  PeShared shared_;  // what every PE reads alike (the arch, color plans)
+  // Loading only: plan bytes (ColorPlan fields, packed) -> index in shared_.plans.
+  struct PlanKey {
+    std::array<std::uint8_t, 24> bytes;
+    friend bool operator==(const PlanKey&, const PlanKey&) = default;
+  };
+  struct PlanKeyHash {
+    std::size_t operator()(const PlanKey& k) const {
+      return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(k.bytes.data()), k.bytes.size()));
+    }
+  };
+  std::unordered_map<PlanKey, std::uint32_t, PlanKeyHash> plan_index_;
   EmuConfig config_;
   std::uint16_t width_, height_;
   std::vector<std::unique_ptr<Pe>> pes_;
@@ -10121,6 +10297,9 @@ class Executor {
   // The store must hold this executor's model: every field of the ModelSpec but its name.
   void check_store(const WeightStore& store) const {
     if (&store.model() == &spec_) return;
+    ModelSpec renamed = store.model();  // the name may differ
+    renamed.name = spec_.name;
+    if (renamed == spec_) return;
     const std::string mine = to_json(spec_), theirs = to_json(store.model());
     // The first "key": value pair of the two JSON texts that differs.
     auto pairs = [](const std::string& json) {

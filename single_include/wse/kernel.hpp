@@ -928,12 +928,15 @@ enum class DsdOpCode : std::uint8_t {
   cvt,   ///< d = a converted to d's type (to a float or from a float: round to nearest even)
 };
 
+namespace detail {
+// At namespace scope: a local array would be rebuilt on every call (the emulator names the op
+// of every DSD instruction it checks).
+inline constexpr const char* op_names[] = {"mov", "add", "sub", "mul", "mac", "max", "min", "neg",
+                                           "abs", "and", "or",  "xor", "shl", "shr", "cvt"};
+}  // namespace detail
+
 /// Name for messages: "mov", "add", ...
-constexpr const char* op_name(DsdOpCode op) {
-  constexpr const char* names[] = {"mov", "add", "sub", "mul", "mac", "max", "min", "neg",
-                                   "abs", "and", "or",  "xor", "shl", "shr", "cvt"};
-  return names[static_cast<unsigned>(op)];
-}
+constexpr const char* op_name(DsdOpCode op) { return detail::op_names[static_cast<unsigned>(op)]; }
 
 /// A DSD instruction as a backend receives it.
 struct DsdInstr {

@@ -928,12 +928,15 @@ enum class DsdOpCode : std::uint8_t {
   cvt,   ///< d = a converted to d's type (to a float or from a float: round to nearest even)
 };
 
+namespace detail {
+// At namespace scope: a local array would be rebuilt on every call (the emulator names the op
+// of every DSD instruction it checks).
+inline constexpr const char* op_names[] = {"mov", "add", "sub", "mul", "mac", "max", "min", "neg",
+                                           "abs", "and", "or",  "xor", "shl", "shr", "cvt"};
+}  // namespace detail
+
 /// Name for messages: "mov", "add", ...
-constexpr const char* op_name(DsdOpCode op) {
-  constexpr const char* names[] = {"mov", "add", "sub", "mul", "mac", "max", "min", "neg",
-                                   "abs", "and", "or",  "xor", "shl", "shr", "cvt"};
-  return names[static_cast<unsigned>(op)];
-}
+constexpr const char* op_name(DsdOpCode op) { return detail::op_names[static_cast<unsigned>(op)]; }
 
 /// A DSD instruction as a backend receives it.
 struct DsdInstr {
@@ -1956,6 +1959,8 @@ struct ModelSpec {
     if (local_window == 0) return false;
     return local_layers == LocalLayers::all || (local_layers == LocalLayers::odd && layer % 2 == 1);
   }
+  /// Field by field, the name included.
+  friend bool operator==(const ModelSpec&, const ModelSpec&) = default;
 };
 
 /// Throws ModelError naming the first field that makes `m` unusable.
@@ -3116,7 +3121,8 @@ inline std::string report(const Plan& p) {
   auto k = [](std::uint64_t c) { return double(c) / 1e3; };
   auto row = [&](const std::string& name, const LayerPlan& L) {
     const PassPlan &f = L.forward, &b = L.backward;
-    add("%-26s %9.2f | %8.2f %8.1f %8.1f %8.1f %8.1f %-7s | %8.2f %8.1f %8.1f %8.1f %8.1f %8.1f %-7s\n", name.c_str(),
+    // %.3g: a tiny model's layers have a few kFLOP (0.00 in %.2f)
+    add("%-26s %9.3g | %8.3g %8.1f %8.1f %8.1f %8.1f %-7s | %8.3g %8.1f %8.1f %8.1f %8.1f %8.1f %-7s\n", name.c_str(),
         L.weight_bytes / 1e6, f.flops / 1e9, k(f.compute_cycles), k(f.stream_in_cycles), k(f.fabric_cycles), k(f.cycles),
         to_string(f.bound), b.flops / 1e9, k(b.compute_cycles), k(b.stream_in_cycles), k(b.stream_out_cycles),
         k(b.fabric_cycles), k(b.cycles), to_string(b.bound));

@@ -16,12 +16,14 @@
 #include <algorithm>
 #include <barrier>
 #include <bit>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -83,11 +85,14 @@ class Engine {
                                       Pe::max_wire_stages);
     config_.router_buffer_depth = std::clamp(config_.router_buffer_depth, 1u, Ring::max_capacity);
     pes_.resize(std::size_t{width_} * height_);
+    shared_.arch = arch_;
+    shared_.send_stall_limit = config_.max_stalled_sends;
     // The program is only read here: the engine keeps no copy of it (its routes alone can be
     // hundreds of MB on a full fabric), only the arch and the regions' names.
     load_routes(program);
     load_streams(program);
     build_ring_tables();
+    plan_index_ = {};  // only loading interns plans
     setup_tiles();
     const PoolScope scope(tiles_[0]);  // kernels' init may send
     NamePool* const saved_names = std::exchange(name_pool, &export_names_);  // exports are interned
@@ -141,6 +146,8 @@ class Engine {
       m.kernel_bytes += pe->memory_used();
     }
     for (const auto& t : tiles_) m.ring_pool_bytes += t.pool.bytes();
+    m.pe_state_bytes += shared_.plans.capacity() * sizeof(ColorPlan);  // shared by the PEs: counted once
+    m.color_plans = shared_.plans.size();
     return m;
   }
 
@@ -169,8 +176,8 @@ class Engine {
     s.cycles = total_cycles_;
     for (const auto& pe : pes_)
       if (pe) {
-        s.per_pe.emplace_back(pe->coord_, pe->stats_);
-        s.totals += pe->stats_;
+        s.per_pe.emplace_back(pe->coord_, pe->stats());
+        s.totals += s.per_pe.back().second;
       }
     return s;
   }
@@ -224,14 +231,44 @@ class Engine {
   Pe& ensure_pe(Coord c) {
     auto& slot = pes_[index(c)];
     if (!slot) {
-      slot = std::make_unique<Pe>(*arch_, c);
+      slot = std::make_unique<Pe>(shared_, c);
       slot->index_ = static_cast<std::uint32_t>(index(c));
-      slot->send_stall_limit_ = config_.max_stalled_sends;
       slot->use_simd_ = config_.simd;
       slot->timed_ = config_.timed;
       if (config_.timed && wire_stages_ > 0) slot->wire_ = std::make_unique<std::array<std::array<Pe::WireSlot, Pe::max_wire_stages>, 4>>();
     }
     return *slot;
+  }
+
+  // Index of `plan` in shared_.plans, added when new (loading only). Most PEs of a row or
+  // column route a color alike, so a full fabric's ~3.8 million routed colors have a few
+  // thousand plans.
+  std::uint32_t intern_plan(const ColorPlan& plan) {
+    PlanKey key{};
+    std::size_t at = 0;
+    auto put = [&](const void* p, std::size_t n) {
+      std::memcpy(key.bytes.data() + at, p, n);
+      at += n;
+    };
+    for (const RoutePosition& rp : plan.route.positions) {
+      put(&rp.rx.bits, 1);
+      put(&rp.tx.bits, 1);
+    }
+    put(&plan.route.count, 1);
+    put(&plan.route.ring, 1);
+    put(&plan.filter.lo, 2);
+    put(&plan.filter.hi, 2);
+    put(&plan.filtered, 1);
+    const auto streams = reinterpret_cast<std::uintptr_t>(plan.streams);
+    put(&streams, sizeof streams);
+    const auto [it, added] = plan_index_.try_emplace(key, static_cast<std::uint32_t>(shared_.plans.size()));
+    if (added) {
+      if (shared_.plans.size() >= Pe::ColorState::max_plans)
+        throw ProgramError("emulator: more than " + std::to_string(Pe::ColorState::max_plans) +
+                           " distinct (route, filter) pairs; the emulator holds at most that many");
+      shared_.plans.push_back(plan);
+    }
+    return it->second;
   }
 
   void load_routes(const Program& program) {
@@ -242,49 +279,51 @@ class Engine {
       pe.colors_.push_back(Pe::ColorState{});
       auto& cs = pe.colors_.back();
       cs.color = e.color;
-      cs.route = e.route;
-      cs.has_iq = e.route.all_tx().has(Port::ramp);
-      cs.rx = e.route.all_rx();
-      cs.has_oq = cs.rx.has(Port::ramp);
-      for (unsigned d = 0; d < 4; ++d)
-        if (cs.rx.has(static_cast<Port>(d))) pe.rx_slots_[d] |= 1u << (pe.colors_.size() - 1);
+      cs.set_plan(intern_plan(ColorPlan{e.route}));
     }
     for (const FilterEntry& f : program.filters()) {
       Pe* pe = this->pe(f.pe);
       auto* cs = pe ? pe->color_state(f.color) : nullptr;
       if (cs) {
-        cs->filtered = true;
-        cs->filter = f.filter;
+        ColorPlan plan = pe->plan(*cs);
+        plan.filtered = true;
+        plan.filter = f.filter;
+        cs->set_plan(intern_plan(plan));
       }
     }
   }
 
-  // The host-stream ends of color state `cs` (only edge PEs with streams have them).
-  Pe::ColorState::StreamEnds& stream_ends(Pe::ColorState& cs) {
-    if (!cs.streams) {
-      stream_ends_.push_back(std::make_unique<Pe::ColorState::StreamEnds>());
-      cs.streams = stream_ends_.back().get();
+  // The host-stream ends of color `cs` at `pe` (only edge PEs with streams have them): the
+  // color gets a plan of its own that points to them.
+  StreamEnds& stream_ends(Pe& pe, Pe::ColorState& cs) {
+    if (!cs.has_streams()) {
+      stream_ends_.push_back(std::make_unique<StreamEnds>());
+      ColorPlan plan = pe.plan(cs);
+      plan.streams = stream_ends_.back().get();
+      cs.set_plan(intern_plan(plan));
+      cs.ring_mask |= Pe::ColorState::streams_bit;
     }
-    return *cs.streams;
+    return *pe.plan(cs).streams;
   }
 
   void load_streams(const Program& program) {
     for (const StreamSpec& s : program.streams()) {
       StreamSlot slot{s, nullptr, nullptr};
-      auto* cs = ensure_pe(s.pe).color_state(s.color);
+      Pe& pe = ensure_pe(s.pe);
+      auto* cs = pe.color_state(s.color);
       if (s.input) {
         slot.in = std::make_unique<InStream>();
-        stream_ends(*cs).in[static_cast<unsigned>(s.edge)] = slot.in.get();
+        stream_ends(pe, *cs).in[static_cast<unsigned>(s.edge)] = slot.in.get();
       } else {
         slot.out = std::make_unique<OutStream>();
-        stream_ends(*cs).out[static_cast<unsigned>(s.edge)] = slot.out.get();
+        stream_ends(pe, *cs).out[static_cast<unsigned>(s.edge)] = slot.out.get();
         ensure_pe(s.pe).has_out_stream_ = true;
       }
       streams_.push_back(std::move(slot));
     }
   }
 
-  // Gives every PE one table of the rings its routes and streams use (ColorState::rings) and
+  // Gives every PE one table of the rings its routes and streams use (ColorState::ring_base) and
   // sets their depths: router buffers from the config, input/output queues numbered in color
   // order with the arch's depths.
   void build_ring_tables() {
@@ -293,31 +332,30 @@ class Engine {
       if (!pe || pe->colors_.empty()) continue;
       std::size_t total = 0;
       for (auto& cs : pe->colors_) {
-        std::uint16_t mask = 0;
-        const PortSet tx = cs.route.all_tx();
+        const ColorRoute& route = pe->plan(cs).route;
+        const PortSet rx = route.all_rx(), tx = route.all_tx();
+        std::uint16_t mask = cs.ring_mask & Pe::ColorState::streams_bit;
         for (unsigned d = 0; d < 4; ++d) {
-          if (cs.rx.has(static_cast<Port>(d)) || cs.in_stream(d)) mask |= 1u << d;
-          if (tx.has(static_cast<Port>(d)) || cs.out_stream(d)) mask |= 1u << (4 + d);
+          if (rx.has(static_cast<Port>(d)) || pe->in_stream(cs, d)) mask |= 1u << d;
+          if (tx.has(static_cast<Port>(d)) || pe->out_stream(cs, d)) mask |= 1u << (4 + d);
         }
-        if (cs.has_iq) mask |= 1u << 8;
-        if (cs.has_oq) mask |= 1u << 9;
+        if (tx.has(Port::ramp)) mask |= 1u << 8;
+        if (rx.has(Port::ramp)) mask |= 1u << 9;
         cs.ring_mask = mask;
+        cs.ring_base = static_cast<std::uint8_t>(total);
         total += cs.ring_count();
       }
       pe->ring_table_ = std::make_unique<Ring[]>(total);
-      Ring* next = pe->ring_table_.get();
       unsigned iq_n = 0, oq_n = 0;
       for (auto& cs : pe->colors_) {
-        cs.rings = next;
-        next += cs.ring_count();
         for (unsigned d = 0; d < 4; ++d) {
-          if (cs.uses_ring(d)) cs.in(d).set_capacity(config_.router_buffer_depth);
-          if (cs.uses_ring(4 + d)) cs.out(d).set_capacity(config_.router_buffer_depth);
+          if (cs.uses_ring(d)) pe->in(cs, d).set_capacity(config_.router_buffer_depth);
+          if (cs.uses_ring(4 + d)) pe->out(cs, d).set_capacity(config_.router_buffer_depth);
         }
-        if (cs.has_iq) cs.iq().set_capacity(a.input_queue_depth[std::min(iq_n++, 7u)]);
-        if (cs.has_oq) {
+        if (cs.has_iq()) pe->iq(cs).set_capacity(a.input_queue_depth[std::min(iq_n++, 7u)]);
+        if (cs.has_oq()) {
           const unsigned q = std::min<unsigned>(oq_n++, a.output_queues - 1u);
-          cs.oq().set_capacity(a.output_queue_depth[q] ? a.output_queue_depth[q] : 2u);
+          pe->oq(cs).set_capacity(a.output_queue_depth[q] ? a.output_queue_depth[q] : 2u);
         }
       }
     }
@@ -415,7 +453,7 @@ class Engine {
     progress |= pe.drain_stalled_sends();
     progress |= pe.advance_async();
     progress |= pe.run_tasks(1);
-    if (pe.stalled_now_) ++pe.stats_.stall_cycles;
+    if (pe.stalled_now_) pe.counters_.add(Pe::c_stall_cycles);
     return progress;
   }
 
@@ -433,7 +471,7 @@ class Engine {
       if (pe.timed_) pe.begin_timed_task();
       next.fn(pe.kernel_, pe, Wavelet{});
       if (pe.timed_) pe.end_timed_task();
-      ++pe.stats_.tasks_run;
+      pe.counters_.add(Pe::c_tasks_run);
     }
     pe.pending_launches_.erase_front(launched);
     return launched > 0;
@@ -472,9 +510,9 @@ class Engine {
       // Off the edge into a host output stream: one wavelet per cycle.
       for (std::size_t k = 0; k < n && pe.has_out_stream_; ++k) {
         auto& cs = pe.colors_[(first + k) % n];
-        if (OutStream* os = cs.out_stream(d); os && !cs.out(d).empty()) {
-          os->data.push_back(cs.out(d).front());
-          cs.out(d).pop();
+        if (OutStream* os = pe.out_stream(cs, d); os && !pe.out(cs, d).empty()) {
+          os->data.push_back(pe.out(cs, d).front());
+          pe.out(cs, d).pop();
           progress = true;
           break;
         }
@@ -485,7 +523,7 @@ class Engine {
       if (stages > 0) {
         auto& last = wire[stages - 1];
         if (last.slot >= 0) {
-          Ring& to = pe.colors_[static_cast<std::size_t>(last.slot)].in(d);
+          Ring& to = pe.in(pe.colors_[static_cast<std::size_t>(last.slot)], d);
           if (!to.full()) {
             to.push(last.w);
             last.slot = -1;
@@ -501,7 +539,8 @@ class Engine {
         if (wire[0].slot >= 0) continue;  // the link is blocked this cycle
       }
       // Colors receiving from d, from slot `first` on, then wrapping around.
-      const std::uint32_t receivers = pe.rx_slots_[d];
+      std::uint32_t receivers = 0;  // bit i: colors_[i] receives from d
+      for (std::size_t i = 0; i < n; ++i) receivers |= std::uint32_t{pe.colors_[i].uses_ring(d)} << i;
       if (receivers == 0) continue;
       Pe* const nb = neighbor(pe, d);  // once per direction, not per color
       const std::uint32_t from_first = receivers & (~0u << first);
@@ -518,9 +557,10 @@ class Engine {
         // blocks another's on the same link (docs/semantics.md).
         unsigned on_wire = 0;
         for (unsigned j = 0; j < stages; ++j) on_wire += wire[j].slot == static_cast<std::int8_t>(slot);
-        if (cs.in(d).size() + on_wire >= cs.in(d).capacity()) continue;
+        Ring& to = pe.in(cs, d);
+        if (to.size() + on_wire >= to.capacity()) continue;
         Wavelet w;
-        if (InStream* is = cs.in_stream(d)) {
+        if (InStream* is = pe.in_stream(cs, d)) {
           if (!is->pending()) continue;
           w = is->data[is->next++];
           if (!is->pending()) {
@@ -531,14 +571,14 @@ class Engine {
           auto* ncs = nb ? nb->color_state(cs.color) : nullptr;
           const unsigned toward_us = 4 + static_cast<unsigned>(opposite(static_cast<Port>(d)));
           if (!ncs || !ncs->uses_ring(toward_us)) continue;  // the neighbour does not send us this color
-          Ring& from = ncs->ring(toward_us);
+          Ring& from = nb->ring(*ncs, toward_us);
           if (from.empty()) continue;
           w = from.front();
           from.pop();
-          ++pe.stats_.link_in[d];
+          pe.counters_.add(Pe::c_link_in + d);
         }
         if (stages == 0) {
-          cs.in(d).push(w);
+          to.push(w);
         } else {
           wire[0].slot = static_cast<std::int8_t>(slot);
           wire[0].w = w;
@@ -564,18 +604,18 @@ class Engine {
       return nbs[d];
     };
     for (auto& cs : pe.colors_) {
-      const PortSet rx = cs.rx;
       for (unsigned d = 0; d < 4; ++d) {
-        if (OutStream* os = cs.out_stream(d)) {
-          while (!cs.out(d).empty()) {
-            os->data.push_back(cs.out(d).front());
-            cs.out(d).pop();
+        if (OutStream* os = pe.out_stream(cs, d)) {
+          Ring& out = pe.out(cs, d);
+          while (!out.empty()) {
+            os->data.push_back(out.front());
+            out.pop();
             progress = true;
           }
         }
-        if (!rx.has(static_cast<Port>(d))) continue;
-        Ring& to = cs.in(d);
-        if (InStream* is = cs.in_stream(d)) {
+        if (!cs.uses_ring(d)) continue;  // receives nothing from d
+        Ring& to = pe.in(cs, d);
+        if (InStream* is = pe.in_stream(cs, d)) {
           while (!to.full() && is->pending()) {
             to.push(is->data[is->next++]);
             progress = true;
@@ -591,7 +631,7 @@ class Engine {
         auto* ncs = n->color_state(cs.color);
         const unsigned toward_us = 4 + static_cast<unsigned>(opposite(static_cast<Port>(d)));
         if (!ncs || !ncs->uses_ring(toward_us)) continue;  // the neighbour does not send us this color
-        Ring& from = ncs->ring(toward_us);
+        Ring& from = n->ring(*ncs, toward_us);
         while (!to.full() && !from.empty()) {
           to.push(from.front());
           from.pop();
@@ -606,7 +646,7 @@ class Engine {
   static bool has_pending_input(const Pe& pe) {
     for (const auto& cs : pe.colors_)
       for (unsigned d = 0; d < 4; ++d)
-        if (const InStream* is = cs.in_stream(d); is && is->pending()) return true;
+        if (const InStream* is = pe.in_stream(cs, d); is && is->pending()) return true;
     return false;
   }
 
@@ -634,9 +674,9 @@ class Engine {
       bool outgoing = false;  // one scan: wake the drainers and remember for phase B
       for (auto& cs : pe->colors_)
         for (unsigned d = 0; d < 4; ++d) {
-          if (!cs.uses_ring(4 + d) || cs.out(d).empty()) continue;
+          if (!cs.uses_ring(4 + d) || pe->out(cs, d).empty()) continue;
           outgoing = true;
-          if (cs.out_stream(d)) t.wake_to[pe->tile_].push_back(pe);
+          if (pe->out_stream(cs, d)) t.wake_to[pe->tile_].push_back(pe);
           else if (Pe* n = neighbor(*pe, d)) t.wake_to[n->tile_].push_back(n);
         }
       pe->out_pending_ = outgoing;
@@ -745,7 +785,7 @@ class Engine {
       const std::uint64_t skipped_cycles = next_event - now_ - 1;
       for (auto& t : tiles_)
         for (Pe* pe : t.awake)
-          if (pe->stalled_now_ && pe->now_ == now_) pe->stats_.stall_cycles += skipped_cycles;
+          if (pe->stalled_now_ && pe->now_ == now_) pe->counters_.add(Pe::c_stall_cycles, skipped_cycles);
       now_ = next_event;
       return false;
     }
@@ -789,7 +829,19 @@ class Engine {
   const arch::Arch* arch_;
   std::vector<std::unique_ptr<LoadedRegion>> regions_;  // what PEs' reports call their kernel; its destructor
   NamePool export_names_;  // the names PEs export symbols and functions under (outlives pes_)
-  std::vector<std::unique_ptr<Pe::ColorState::StreamEnds>> stream_ends_;  // see stream_ends()
+  std::vector<std::unique_ptr<StreamEnds>> stream_ends_;  // see stream_ends()
+  PeShared shared_;  // what every PE reads alike (the arch, color plans)
+  // Loading only: plan bytes (ColorPlan fields, packed) -> index in shared_.plans.
+  struct PlanKey {
+    std::array<std::uint8_t, 24> bytes;
+    friend bool operator==(const PlanKey&, const PlanKey&) = default;
+  };
+  struct PlanKeyHash {
+    std::size_t operator()(const PlanKey& k) const {
+      return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(k.bytes.data()), k.bytes.size()));
+    }
+  };
+  std::unordered_map<PlanKey, std::uint32_t, PlanKeyHash> plan_index_;
   EmuConfig config_;
   std::uint16_t width_, height_;
   std::vector<std::unique_ptr<Pe>> pes_;

@@ -21,6 +21,7 @@
 #include "../program/program.hpp"
 #include "arena.hpp"
 #include "compact_vector.hpp"
+#include "counters.hpp"
 #include "dsd_exec.hpp"
 #include "report.hpp"
 #include "ring.hpp"
@@ -72,11 +73,36 @@ struct Symbol {
   std::uint32_t count = 0;
 };
 
+/// Host-stream ends at the fabric edge, per direction (only edge PEs with streams have them).
+struct StreamEnds {
+  InStream* in[4] = {};
+  OutStream* out[4] = {};
+};
+
+/// What a color does at one PE apart from its switch position: route, filter, host-stream
+/// ends. PEs with equal plans share one entry of their engine's table (PeShared::plans): most
+/// PEs of a row or column route a color alike, so a routed color costs a PE an 8-byte
+/// ColorState instead of 40 bytes (docs/performance.md).
+struct ColorPlan {
+  ColorRoute route{};
+  RangeFilter filter{};
+  bool filtered = false;
+  StreamEnds* streams = nullptr;  // owned by the engine; unique to one PE and color
+};
+
+/// What every PE of an engine reads alike: the arch, the color plans, the config's limits.
+struct PeShared {
+  const arch::Arch* arch = nullptr;
+  std::vector<ColorPlan> plans;
+  std::uint32_t send_stall_limit = 1u << 20;  // EmuConfig::max_stalled_sends
+};
+
 /// One PE of the emulated fabric: router, queues, task table, microthreads, memory, kernel.
 /// Kernel code calls the Backend operations; everything else is for the engine and host.
 class Pe {
  public:
-  Pe(const arch::Arch& a, Coord c) : arch_(&a), coord_(c) {
+  Pe(const PeShared& shared, Coord c) : shared_(&shared), coord_(c) {
+    const arch::Arch& a = *shared.arch;
     // Data-task ids of colors with no bound task start blocked (bind_task unblocks).
     blocked_ = (a.routable_colors >= 64) ? ~0ull : ((1ull << a.routable_colors) - 1);
   }
@@ -115,24 +141,24 @@ class Pe {
   void send(Color c, Wavelet w) {
     if (fault_) return;
     ColorState* s = color_state(c);
-    if (s == nullptr || !s->has_oq)
+    if (s == nullptr || !s->has_oq())
       return fault_at("send", "color " + std::to_string(c.value) + " has no route receiving from RAMP at this PE");
     // Timed mode: the send happens when the task's clock reaches it; until then it waits,
     // in order, with the stalled sends.
     std::uint64_t ready = 0;
     if (timed_ && ctx_ != Ctx::init) {
       ready = task_clock_;
-      task_clock_ += arch_->cycles.send;
+      task_clock_ += shared_->arch->cycles.send;
     }
     // A send also waits behind async ops still writing this color, so it never overtakes them.
-    if (ready <= now_ && stalled_sends_.empty() && !s->oq().full() && !fabout_busy(c.value)) {
-      s->oq().push(w);
-      ++stats_.sent;
+    if (ready <= now_ && stalled_sends_.empty() && !oq(*s).full() && !fabout_busy(c.value)) {
+      oq(*s).push(w);
+      counters_.add(c_sent);
       return;
     }
-    if (stalled_sends_.size() - stalled_head_ >= send_stall_limit_)
+    if (stalled_sends_.size() - stalled_head_ >= shared_->send_stall_limit)
       return fault_at("send", "queue overflow: the output queue of color " + std::to_string(c.value) + " is full (depth " +
-                                  std::to_string(s->oq().capacity()) + ") and " + std::to_string(send_stall_limit_) +
+                                  std::to_string(oq(*s).capacity()) + ") and " + std::to_string(shared_->send_stall_limit) +
                                   " more wavelets wait behind it; stream large data with an async mov to a fabout DSD");
     stalled_sends_.push_back(StalledSend{c.value, w, ready});
   }
@@ -144,16 +170,16 @@ class Pe {
     if (const TaskKind bound = tasks_[t.value].kind; bound != TaskKind::none)
       return fault_at("bind_task", "task id " + std::to_string(t.value) + " is already bound as a " +
                                        task_kind_name(bound) + " task");
-    if (kind == TaskKind::data && t.value >= arch_->routable_colors)
+    if (kind == TaskKind::data && t.value >= shared_->arch->routable_colors)
       return fault_at("bind_task", "data task id " + std::to_string(t.value) + " is not a routable color (0.." +
-                                       std::to_string(arch_->routable_colors - 1) + ")");
-    if (kind == TaskKind::local && (t.value < arch_->local_task_first || t.value > arch_->local_task_last))
+                                       std::to_string(shared_->arch->routable_colors - 1) + ")");
+    if (kind == TaskKind::local && (t.value < shared_->arch->local_task_first || t.value > shared_->arch->local_task_last))
       return fault_at("bind_task", "local task id " + std::to_string(t.value) + " is outside " +
-                                       std::to_string(arch_->local_task_first) + ".." +
-                                       std::to_string(arch_->local_task_last) + " on " + arch_->name);
-    if (kind == TaskKind::control && t.value > arch_->control_task_last)
+                                       std::to_string(shared_->arch->local_task_first) + ".." +
+                                       std::to_string(shared_->arch->local_task_last) + " on " + shared_->arch->name);
+    if (kind == TaskKind::control && t.value > shared_->arch->control_task_last)
       return fault_at("bind_task", "control task id " + std::to_string(t.value) + " is above " +
-                                       std::to_string(arch_->control_task_last));
+                                       std::to_string(shared_->arch->control_task_last));
     TaskSlot& slot = tasks_.bind(t.value);
     slot.kind = kind;
     slot.fn = fn;
@@ -188,7 +214,19 @@ class Pe {
 
   // ---- inspection (host code, between runs) -----------------------------------------------
 
-  const PeStats& stats() const { return stats_; }
+  /// This PE's counters over the engine's lifetime.
+  PeStats stats() const {
+    PeStats s;
+    s.tasks_run = counters_.get(c_tasks_run);
+    s.sent = counters_.get(c_sent);
+    s.received = counters_.get(c_received);
+    s.forwarded = counters_.get(c_forwarded);
+    s.delivered = counters_.get(c_delivered);
+    s.busy_cycles = counters_.get(c_busy_cycles);
+    s.stall_cycles = counters_.get(c_stall_cycles);
+    for (unsigned d = 0; d < 4; ++d) s.link_in[d] = counters_.get(c_link_in + d);
+    return s;
+  }
   std::string_view kernel_name() const { return region_ ? std::string_view(region_->name) : std::string_view("no kernel"); }
   /// Bytes of PE memory in use (kernel object + allocations).
   std::uint32_t memory_used() const { return memory_used_; }
@@ -210,19 +248,19 @@ class Pe {
   /// object, its colors and rings, task slots, export tables and any pending work.
   std::size_t state_bytes() const {
     std::size_t n = sizeof(Pe) + colors_.capacity() * sizeof(ColorState) + tasks_.capacity() * sizeof(TaskSlot);
-    for (const auto& cs : colors_) n += cs.ring_count() * sizeof(Ring) + (cs.streams ? sizeof(ColorState::StreamEnds) : 0);
+    for (const auto& cs : colors_) n += cs.ring_count() * sizeof(Ring) + (cs.has_streams() ? sizeof(StreamEnds) : 0);
     n += symbols_.capacity() * sizeof(Symbol) + functions_.capacity() * sizeof(Function);
     n += async_.capacity() * sizeof(AsyncOp) + stalled_sends_.capacity() * sizeof(StalledSend) +
          pending_launches_.capacity() * sizeof(PendingLaunch);
     if (wire_) n += sizeof(*wire_);
     if (fault_) n += sizeof(PeFault);
-    return n;
+    return n + counters_.extra_bytes();
   }
   /// Queues and link buffers of this PE holding storage (ring.hpp); 0 once the PE is idle.
   unsigned rings_with_storage() const {
     unsigned n = 0;
     for (const auto& cs : colors_) {
-      for (unsigned k = 0; k < cs.ring_count(); ++k) n += cs.rings[k].holds_storage();
+      for (unsigned k = 0; k < cs.ring_count(); ++k) n += ring_table_[cs.ring_base + k].holds_storage();
     }
     return n;
   }
@@ -266,46 +304,60 @@ class Pe {
     std::uint64_t bound_ = 0;
     CompactVector<TaskSlot> slots_;
   };
+  // A color routed at this PE: its switch position, its plan (shared, PeShared::plans) and
+  // where its rings are. A route uses 2-4 of a color's 10 queues and link buffers: bit k of
+  // ring_mask says ring k exists (0-3 in[N,E,S,W], 4-7 out[N,E,S,W], 8 input queue, 9 output
+  // queue) and it is ring_table_[ring_base + popcount of the lower bits]; bit 10 says the
+  // plan has host-stream ends. 8 bytes per color (docs/performance.md).
   struct ColorState {
     Color color{};
-    ColorRoute route{};
-    std::uint8_t pos = 0;
-    bool filtered = false;
-    RangeFilter filter{};
-    PortSet rx{};  // ports any switch position receives from (route.all_rx(), cached)
-    bool has_iq = false, has_oq = false;
-    // The queues and link buffers this color's route uses at this PE, packed: bit k of
-    // ring_mask says ring k exists (0-3 in[N,E,S,W], 4-7 out[N,E,S,W], 8 iq, 9 oq) and
-    // rings[popcount of the lower bits] is it. A route touches 2-4 of the 10, so an idle
-    // color costs 40 bytes plus 8 per ring it uses instead of 80 + 40 (docs/performance.md).
+    std::uint8_t pos = 0;        // switch position
+    std::uint8_t ring_base = 0;  // index of its first ring in ring_table_ (24 colors x 10 < 256)
+    std::uint8_t plan_hi = 0;    // plan index, bits 16-23
+    std::uint16_t plan_lo = 0;   // plan index, bits 0-15
     std::uint16_t ring_mask = 0;
-    Ring* rings = nullptr;  // in the PE's ring table (Pe::ring_table_)
-    Ring& in(unsigned d) { return ring(d); }
-    Ring& out(unsigned d) { return ring(4 + d); }
-    Ring& iq() { return ring(8); }
-    Ring& oq() { return ring(9); }
-    const Ring& in(unsigned d) const { return ring(d); }
-    const Ring& out(unsigned d) const { return ring(4 + d); }
-    const Ring& iq() const { return ring(8); }
-    const Ring& oq() const { return ring(9); }
+    static constexpr std::uint32_t max_plans = 1u << 24;
+    static constexpr std::uint16_t streams_bit = 1u << 10;
+    std::uint32_t plan() const { return std::uint32_t{plan_lo} | std::uint32_t{plan_hi} << 16; }
+    void set_plan(std::uint32_t i) {
+      plan_lo = static_cast<std::uint16_t>(i);
+      plan_hi = static_cast<std::uint8_t>(i >> 16);
+    }
     bool uses_ring(unsigned k) const { return ((ring_mask >> k) & 1u) != 0; }
-    unsigned ring_count() const { return static_cast<unsigned>(std::popcount(ring_mask)); }
-    Ring& ring(unsigned k) {
-      WSE_ASSERT(uses_ring(k), "emulator: a route touched a queue or link buffer it does not use");
-      return rings[std::popcount(static_cast<unsigned>(ring_mask & ((1u << k) - 1u)))];
-    }
-    const Ring& ring(unsigned k) const {
-      static const Ring unused{};  // empty, room for one: never pushed
-      return uses_ring(k) ? rings[std::popcount(static_cast<unsigned>(ring_mask & ((1u << k) - 1u)))] : unused;
-    }
-    // Host streams at the fabric edge, per direction; only edge PEs with streams have them.
-    struct StreamEnds {
-      InStream* in[4] = {};
-      OutStream* out[4] = {};
-    };
-    StreamEnds* streams = nullptr;  // owned by the engine (Engine::stream_ends_)
-    InStream* in_stream(unsigned d) const { return streams ? streams->in[d] : nullptr; }
-    OutStream* out_stream(unsigned d) const { return streams ? streams->out[d] : nullptr; }
+    unsigned ring_count() const { return static_cast<unsigned>(std::popcount(static_cast<unsigned>(ring_mask & 0x3ffu))); }
+    // Index of ring k among this color's rings.
+    unsigned ring_rank(unsigned k) const { return static_cast<unsigned>(std::popcount(static_cast<unsigned>(ring_mask & ((1u << k) - 1u)))); }
+    bool has_iq() const { return uses_ring(8); }
+    bool has_oq() const { return uses_ring(9); }
+    bool has_streams() const { return (ring_mask & streams_bit) != 0; }
+  };
+  static_assert(sizeof(ColorState) == 8, "a routed color costs a PE 8 bytes");
+
+  const ColorPlan& plan(const ColorState& cs) const { return shared_->plans[cs.plan()]; }
+  Ring& ring(const ColorState& cs, unsigned k) {
+    WSE_ASSERT(cs.uses_ring(k), "emulator: a route touched a queue or link buffer it does not use");
+    return ring_table_[cs.ring_base + cs.ring_rank(k)];
+  }
+  const Ring& ring(const ColorState& cs, unsigned k) const {
+    static const Ring unused{};  // empty, room for one: never pushed
+    return cs.uses_ring(k) ? ring_table_[cs.ring_base + cs.ring_rank(k)] : unused;
+  }
+  Ring& in(const ColorState& cs, unsigned d) { return ring(cs, d); }
+  Ring& out(const ColorState& cs, unsigned d) { return ring(cs, 4 + d); }
+  Ring& iq(const ColorState& cs) { return ring(cs, 8); }
+  Ring& oq(const ColorState& cs) { return ring(cs, 9); }
+  const Ring& in(const ColorState& cs, unsigned d) const { return ring(cs, d); }
+  const Ring& out(const ColorState& cs, unsigned d) const { return ring(cs, 4 + d); }
+  const Ring& iq(const ColorState& cs) const { return ring(cs, 8); }
+  const Ring& oq(const ColorState& cs) const { return ring(cs, 9); }
+  InStream* in_stream(const ColorState& cs, unsigned d) const { return cs.has_streams() ? plan(cs).streams->in[d] : nullptr; }
+  OutStream* out_stream(const ColorState& cs, unsigned d) const { return cs.has_streams() ? plan(cs).streams->out[d] : nullptr; }
+
+  // Counters behind stats(), 32 bits each (counters.hpp).
+  enum Counter : unsigned {
+    c_tasks_run, c_sent, c_received, c_forwarded, c_delivered, c_busy_cycles, c_stall_cycles,
+    c_link_in,  // + direction
+    counter_count = c_link_in + 4
   };
   struct AsyncOp {
     DsdInstr ins;
@@ -394,9 +446,9 @@ class Pe {
   void* allocate_impl(std::uint32_t bytes, std::uint32_t align, const char* op) {
     if (align == 0) align = 1;
     const std::uint32_t rounded = (bytes + 3u) & ~3u;
-    if (std::uint64_t{memory_used_} + rounded > arch_->pe_memory_bytes) {
+    if (std::uint64_t{memory_used_} + rounded > shared_->arch->pe_memory_bytes) {
       fault_at(op, "PE memory over budget: " + std::to_string(memory_used_) + " bytes in use + " + std::to_string(bytes) +
-                       " requested > " + std::to_string(arch_->pe_memory_bytes) + " available on " + arch_->name);
+                       " requested > " + std::to_string(shared_->arch->pe_memory_bytes) + " available on " + shared_->arch->name);
       return nullptr;
     }
     void* p = pe_arena->allocate(bytes, align);  // zeroed; lives as long as the engine
@@ -416,10 +468,10 @@ class Pe {
   bool advance_async();
   bool run_tasks(unsigned max_runs);
   // Timed mode: starts/ends the compute element's accounting of one task or function.
-  void begin_timed_task() { task_clock_ = now_ + arch_->cycles.task_switch; }
+  void begin_timed_task() { task_clock_ = now_ + shared_->arch->cycles.task_switch; }
   void end_timed_task() {
     ce_free_at_ = task_clock_;
-    stats_.busy_cycles += task_clock_ - now_;
+    counters_.add(c_busy_cycles, task_clock_ - now_);
     if (ce_free_at_ > horizon_) horizon_ = ce_free_at_;
   }
   bool ce_free() const { return !timed_ || now_ >= ce_free_at_; }
@@ -430,7 +482,7 @@ class Pe {
     stalled_sends_.release_if_empty();
     pending_launches_.release_if_empty();
     for (auto& cs : colors_)
-      for (unsigned k = 0; k < cs.ring_count(); ++k) cs.rings[k].trim();
+      for (unsigned k = 0; k < cs.ring_count(); ++k) ring_table_[cs.ring_base + k].trim();
   }
   bool wire_busy() const {
     if (!wire_) return false;
@@ -454,7 +506,7 @@ class Pe {
   bool step_async(AsyncOp& op, std::uint64_t& claimed_in, std::uint64_t& claimed_out);
   StuckPe describe_stuck() const;
 
-  const arch::Arch* arch_;
+  const PeShared* shared_;  // the engine's
   Coord coord_;
   LoadedRegion* region_ = nullptr;  // owned by the engine; shared by the region's PEs
   void* kernel_ = nullptr;
@@ -466,15 +518,13 @@ class Pe {
   static_assert(max_colors <= 32, "color_mask_ holds one bit per color");
   std::uint32_t color_mask_ = 0;  // bit c: color c has a route here (colors_ slot = rank of the bit)
   CompactVector<ColorState> colors_;  // in color order
-  std::unique_ptr<Ring[]> ring_table_;  // every color's rings, packed (ColorState::rings)
-  std::uint32_t rx_slots_[4] = {};  // bit i: colors_[i] receives from that direction
+  std::unique_ptr<Ring[]> ring_table_;  // every color's rings, packed (ColorState::ring_base)
   bool has_out_stream_ = false;     // some color leaves the grid into a host output stream
 
   // Lists most PEs leave empty: 8 bytes each until used (compact_vector.hpp).
   CompactVector<AsyncOp> async_;
   CompactVector<StalledSend> stalled_sends_;  // sends waiting for output-queue space, in order
   std::uint32_t stalled_head_ = 0;
-  std::uint32_t send_stall_limit_ = 1u << 20;
   CompactVector<Function> functions_;
   CompactVector<PendingLaunch> pending_launches_;  // launched functions, in launch order
   CompactVector<Symbol> symbols_;
@@ -483,7 +533,7 @@ class Pe {
   std::uint8_t ctx_id_ = 0;
   const char* ctx_fn_ = nullptr;
   std::unique_ptr<PeFault> fault_;  // set once, by the first fault (rare: kept out of line)
-  PeStats stats_;
+  CompactCounters<counter_count> counters_;
 
   // Engine bookkeeping: tile index and the last epoch stamp this PE was listed in.
   std::uint32_t index_ = 0;

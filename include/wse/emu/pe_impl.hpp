@@ -32,7 +32,7 @@ inline void Pe::dsd(const DsdInstr& ins) {
     if (s.kind == OperandKind::fabin) {
       fabric = true;
       const ColorState* cs = color_state(s.color);
-      if (cs == nullptr || !cs->has_iq)
+      if (cs == nullptr || !cs->has_iq())
         return fault_at(op, "fabric input on color " + std::to_string(s.color.value) +
                                 ", but no route at this PE delivers that color to RAMP");
       if (fabin_colors & (1u << s.color.value))
@@ -42,7 +42,7 @@ inline void Pe::dsd(const DsdInstr& ins) {
   }
   if (ins.dst.kind == OperandKind::fabout) {
     const ColorState* cs = color_state(ins.dst.color);
-    if (cs == nullptr || !cs->has_oq)
+    if (cs == nullptr || !cs->has_oq())
       return fault_at(op, "fabric output on color " + std::to_string(ins.dst.color.value) +
                               ", but no route at this PE receives that color from RAMP");
   }
@@ -51,8 +51,8 @@ inline void Pe::dsd(const DsdInstr& ins) {
     if (timed_ && ctx_ != Ctx::init) {
       // Timed mode: the op occupies the compute element (sync) or a microthread (async) for
       // its element cycles; the data is written now either way, so results do not change.
-      task_clock_ += arch_->cycles.dsd_issue;
-      const std::uint64_t end = task_clock_ + timing::element_cycles(arch_->cycles, ins, length);
+      task_clock_ += shared_->arch->cycles.dsd_issue;
+      const std::uint64_t end = task_clock_ + timing::element_cycles(shared_->arch->cycles, ins, length);
       if (!ins.async) {
         task_clock_ = end;
         return;
@@ -78,8 +78,8 @@ inline void Pe::dsd(const DsdInstr& ins) {
     return;
   }
   if (!ins.async) return fault_at(op, "an op with a fabric operand must be asynchronous");
-  if (fabric_ops_in_flight() >= arch_->microthreads)
-    return fault_at(op, "more than " + std::to_string(arch_->microthreads) + " asynchronous ops in flight on this PE");
+  if (fabric_ops_in_flight() >= shared_->arch->microthreads)
+    return fault_at(op, "more than " + std::to_string(shared_->arch->microthreads) + " asynchronous ops in flight on this PE");
   AsyncOp a;
   a.ins = ins;
   a.length = length;
@@ -96,7 +96,7 @@ inline void Pe::dsd(const DsdInstr& ins) {
     a.out_mask = 1ull << ins.dst.color.value;
   }
   if (timed_ && ctx_ != Ctx::init) {
-    task_clock_ += arch_->cycles.dsd_issue;
+    task_clock_ += shared_->arch->cycles.dsd_issue;
     a.start = task_clock_;
   }
   async_.push_back(a);
@@ -156,8 +156,8 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
   while (a.next < a.length) {
     bool ready = true;
     for (int k = 0; k < nsrc && ready; ++k)
-      if (in_cs[k] && in_cs[k]->iq().empty()) ready = false;
-    if (ready && out_cs && out_cs->oq().full()) {
+      if (in_cs[k] && iq(*in_cs[k]).empty()) ready = false;
+    if (ready && out_cs && oq(*out_cs).full()) {
       stalled_now_ = true;  // back-pressure: the op waits for output-queue space
       ready = false;
     }
@@ -168,9 +168,9 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
       if (s.kind == OperandKind::scalar) {
         v[k] = s.scalar_bits;
       } else if (s.kind == OperandKind::fabin) {
-        const Wavelet w = in_cs[k]->iq().front();
-        in_cs[k]->iq().pop();
-        ++stats_.received;
+        const Wavelet w = iq(*in_cs[k]).front();
+        iq(*in_cs[k]).pop();
+        counters_.add(c_received);
         v[k] = elem_size(s.type) == 2 ? (w.data & 0xffffu) : w.data;
       } else {
         v[k] = detail::load(s, a.next);
@@ -183,8 +183,8 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
       if (elem_size(ins.dst.type) == 2) {
         bits = (r & 0xffffu) | (ins.dst.indexed ? static_cast<std::uint32_t>(static_cast<std::uint16_t>(ins.dst.index_base + a.next)) << 16 : 0u);
       }
-      out_cs->oq().push(Wavelet{bits, ins.dst.control});
-      ++stats_.sent;
+      oq(*out_cs).push(Wavelet{bits, ins.dst.control});
+      counters_.add(c_sent);
     } else {
       detail::store(ins.dst, a.next, r);
     }
@@ -240,12 +240,12 @@ inline bool Pe::drain_stalled_sends() {
     const StalledSend& s = stalled_sends_[stalled_head_];
     ColorState& cs = *color_state(Color{s.color});
     if (s.ready > now_) break;  // timed mode: the task has not reached this send yet
-    if (cs.oq().full() || fabout_busy(s.color)) {
+    if (oq(cs).full() || fabout_busy(s.color)) {
       stalled_now_ = true;
       break;
     }
-    cs.oq().push(s.w);
-    ++stats_.sent;
+    oq(cs).push(s.w);
+    counters_.add(c_sent);
     ++stalled_head_;
     progress = true;
   }
@@ -261,7 +261,7 @@ inline bool Pe::run_tasks(unsigned max_runs) {
   for (unsigned runs = 0; runs < max_runs && !fault_ && stalled_sends_.empty() && ce_free(); ++runs) {
     std::uint64_t ready = 0;
     for (const auto& cs : colors_)
-      if (cs.has_iq && !cs.iq().empty()) ready |= 1ull << cs.color.value;
+      if (cs.has_iq() && !iq(cs).empty()) ready |= 1ull << cs.color.value;
     const std::uint64_t runnable =
         ((active_ | (data_bound_ & ready & ~fabin_busy_mask())) & ~blocked_);
     if (runnable == 0) break;
@@ -273,16 +273,16 @@ inline bool Pe::run_tasks(unsigned max_runs) {
     if (timed_) begin_timed_task();
     if (slot.kind == TaskKind::data && (data_bound_ >> t & 1u) && !(active_ >> t & 1u)) {
       ColorState& cs = *color_state(Color{static_cast<std::uint8_t>(t)});
-      const Wavelet w = cs.iq().front();
-      cs.iq().pop();
-      ++stats_.received;
+      const Wavelet w = iq(cs).front();
+      iq(cs).pop();
+      counters_.add(c_received);
       slot.fn(kernel_, *this, w);
     } else {
       active_ &= ~(1ull << t);
       slot.fn(kernel_, *this, Wavelet{slot.last, slot.last_control});
     }
     if (timed_) end_timed_task();
-    ++stats_.tasks_run;
+    counters_.add(c_tasks_run);
     progress = true;
   }
   return progress;
@@ -292,7 +292,7 @@ inline bool Pe::deliver_control(Wavelet w) {
   const ControlPayload p = ControlPayload::decode(w.data);
   if (!p.activate) return true;
   ctx_ = Ctx::router;
-  if (p.task.value > arch_->control_task_last || tasks_[p.task.value].kind != TaskKind::control) {
+  if (p.task.value > shared_->arch->control_task_last || tasks_[p.task.value].kind != TaskKind::control) {
     fault_at("control wavelet", "asks to activate task " + std::to_string(p.task.value) + ", which is not a bound control task");
     return false;
   }
@@ -306,36 +306,37 @@ inline bool Pe::deliver_control(Wavelet w) {
 inline bool Pe::route_step() {
   bool progress = false;
   for (auto& cs : colors_) {
+    const ColorPlan& pl = plan(cs);
     for (;;) {
-      const RoutePosition& p = cs.route.positions[cs.pos];
+      const RoutePosition& p = pl.route.positions[cs.pos];
       if (p.rx.empty()) break;
       const Port src = static_cast<Port>(std::countr_zero(static_cast<unsigned>(p.rx.bits)));
-      Ring& from = src == Port::ramp ? cs.oq() : cs.in(static_cast<unsigned>(src));
+      Ring& from = src == Port::ramp ? oq(cs) : in(cs, static_cast<unsigned>(src));
       if (from.empty()) break;
       const Wavelet w = from.front();
       const bool to_ramp = p.tx.has(Port::ramp);
-      const bool deliver = to_ramp && !w.control && (!cs.filtered || cs.filter.passes(w.index()));
-      bool room = !(deliver && cs.iq().full());
+      const bool deliver = to_ramp && !w.control && (!pl.filtered || pl.filter.passes(w.index()));
+      bool room = !(deliver && iq(cs).full());
       for (unsigned d = 0; d < 4 && room; ++d)
-        if (p.tx.has(static_cast<Port>(d)) && cs.out(d).full()) room = false;
+        if (p.tx.has(static_cast<Port>(d)) && out(cs, d).full()) room = false;
       if (!room) break;  // back-pressure: the wavelet waits where it is
       from.pop();
       for (unsigned d = 0; d < 4; ++d)
         if (p.tx.has(static_cast<Port>(d))) {
-          cs.out(d).push(w);
-          ++stats_.forwarded;
+          out(cs, d).push(w);
+          counters_.add(c_forwarded);
         }
       if (deliver) {
-        cs.iq().push(w);
-        ++stats_.delivered;
+        iq(cs).push(w);
+        counters_.add(c_delivered);
       }
       progress = true;
       if (w.control) {
         if (to_ramp && !deliver_control(w)) return true;
         const ControlPayload c = ControlPayload::decode(w.data);
         if (c.advance_switch) {
-          if (cs.pos + 1u < cs.route.count) ++cs.pos;
-          else if (cs.route.ring) cs.pos = 0;
+          if (cs.pos + 1u < pl.route.count) ++cs.pos;
+          else if (pl.route.ring) cs.pos = 0;
         }
         if (c.reset_switch) cs.pos = 0;
       }
@@ -349,9 +350,9 @@ inline bool Pe::has_local_work() const {
   if (active_ != 0 || !async_.empty() || !pending_launches_.empty() || !stalled_sends_.empty()) return true;
   if (timed_ && wire_busy()) return true;
   for (const auto& cs : colors_) {
-    if (!cs.iq().empty() || !cs.oq().empty()) return true;
+    if (!iq(cs).empty() || !oq(cs).empty()) return true;
     for (unsigned d = 0; d < 4; ++d)
-      if (!cs.in(d).empty()) return true;
+      if (!in(cs, d).empty()) return true;
   }
   return false;
 }
@@ -359,7 +360,7 @@ inline bool Pe::has_local_work() const {
 inline bool Pe::has_outgoing() const {
   for (const auto& cs : colors_)
     for (unsigned d = 0; d < 4; ++d)
-      if (!cs.out(d).empty()) return true;
+      if (!out(cs, d).empty()) return true;
   return false;
 }
 
@@ -378,29 +379,29 @@ inline StuckPe Pe::describe_stuck() const {
   std::uint64_t colors_waiting = 0;
   for (const auto& cs : colors_) {
     const std::string c = "color " + std::to_string(cs.color.value);
-    if (!cs.iq().empty()) {
+    if (!iq(cs).empty()) {
       const unsigned t = cs.color.value;
       std::string why;
       if (tasks_[t].kind != TaskKind::data) why = "no data task bound";
       else if ((blocked_ >> t) & 1u) why = "data task " + std::to_string(t) + " blocked";
-      s.queues.push_back(c + " input queue: " + std::to_string(cs.iq().size()) + "/" + std::to_string(cs.iq().capacity()) +
+      s.queues.push_back(c + " input queue: " + std::to_string(iq(cs).size()) + "/" + std::to_string(iq(cs).capacity()) +
                          " wavelets" + (why.empty() ? "" : " (" + why + ")"));
       colors_waiting |= 1ull << cs.color.value;
     }
-    if (!cs.oq().empty()) {
-      s.queues.push_back(c + " output queue: " + std::to_string(cs.oq().size()) + "/" + std::to_string(cs.oq().capacity()) + " wavelets");
+    if (!oq(cs).empty()) {
+      s.queues.push_back(c + " output queue: " + std::to_string(oq(cs).size()) + "/" + std::to_string(oq(cs).capacity()) + " wavelets");
       colors_waiting |= 1ull << cs.color.value;
     }
     for (unsigned d = 0; d < 4; ++d) {
-      if (!cs.in(d).empty()) {
+      if (!in(cs, d).empty()) {
         s.queues.push_back(c + " router input from " + port_name(static_cast<Port>(d)) + ": " +
-                           std::to_string(cs.in(d).size()) + " wavelets (switch position " + std::to_string(cs.pos) +
-                           " receives from " + wse::to_string(cs.route.positions[cs.pos].rx) + ")");
+                           std::to_string(in(cs, d).size()) + " wavelets (switch position " + std::to_string(cs.pos) +
+                           " receives from " + wse::to_string(plan(cs).route.positions[cs.pos].rx) + ")");
         colors_waiting |= 1ull << cs.color.value;
       }
-      if (!cs.out(d).empty()) {
+      if (!out(cs, d).empty()) {
         s.queues.push_back(c + " router output to " + port_name(static_cast<Port>(d)) + ": " +
-                           std::to_string(cs.out(d).size()) + " wavelets");
+                           std::to_string(out(cs, d).size()) + " wavelets");
         colors_waiting |= 1ull << cs.color.value;
       }
     }

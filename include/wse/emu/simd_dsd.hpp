@@ -93,6 +93,31 @@ inline bool same_layout(const Operand& x, const Operand& y) {
   return true;
 }
 
+// One contiguous 1-D run (or a single element): the common case, whose elements are
+// base[offset .. offset + length).
+inline bool flat_run(const Operand& o) {
+  return o.dims[1] <= 1 && o.dims[2] <= 1 && o.dims[3] <= 1 && (o.strides[0] == 1 || o.dims[0] <= 1);
+}
+
+// True when every memory operand of `ins` is a flat run of `length` elements of the
+// destination's type (sources may be scalars) and no source overlaps the destination unless
+// it is the destination itself: then one Run covers the op (no per-row address arithmetic).
+inline bool all_flat(const DsdInstr& ins, const Operand* const* srcs, int nsrc, std::uint32_t length) {
+  const Operand& dst = ins.dst;
+  if (!flat_run(dst)) return false;
+  const std::size_t size = elem_size(dst.type);
+  const auto* dlo = static_cast<const unsigned char*>(dst.base) + std::size_t(dst.offset) * size;
+  const auto* dhi = dlo + std::size_t(length) * size;
+  for (int k = 0; k < nsrc; ++k) {
+    const Operand& s = *srcs[k];
+    if (s.kind == OperandKind::scalar) continue;
+    if (s.kind != OperandKind::mem || s.type != dst.type || s.length() != length || !flat_run(s)) return false;
+    const auto* lo = static_cast<const unsigned char*>(s.base) + std::size_t(s.offset) * size;
+    if (lo != dlo && lo < dhi && dlo < lo + std::size_t(length) * size) return false;  // partial overlap: scalar order
+  }
+  return true;
+}
+
 }  // namespace detail
 
 /// Runs memory-only `ins` over `length` elements on SIMD vectors when the destination is
@@ -109,10 +134,11 @@ inline bool try_execute(const DsdInstr& ins, std::uint32_t length) {
   // f32 d = a + b * c with f16 b and c (pe/elementwise.hpp compute_mixed_mac).
   const bool mixed = ins.op == DsdOpCode::mac && dst.type == ElemType::f32 && ins.b.type == ElemType::f16;
   if (mixed && ins.c.type != ElemType::f16) return false;
-  if (dst.strides[0] != 1 && dst.dims[0] != 1) return false;
-  const unsigned char *dlo, *dhi;
-  detail::byte_range(dst, dlo, dhi);
-  for (int k = 0; k < nsrc; ++k) {
+  const bool flat = !mixed && detail::all_flat(ins, srcs, nsrc, length);
+  if (!flat && dst.strides[0] != 1 && dst.dims[0] != 1) return false;
+  const unsigned char *dlo = nullptr, *dhi = nullptr;
+  if (!flat) detail::byte_range(dst, dlo, dhi);
+  for (int k = 0; k < nsrc && !flat; ++k) {
     const Operand& s = *srcs[k];
     if (s.kind == OperandKind::scalar) continue;
     if (s.kind != OperandKind::mem || s.type != (mixed && k > 0 ? ElemType::f16 : dst.type)) return false;
@@ -127,8 +153,8 @@ inline bool try_execute(const DsdInstr& ins, std::uint32_t length) {
     if (lo < dhi && dlo < hi && !(s.type == dst.type && detail::same_layout(s, dst))) return false;
   }
   // Walk the outer dimensions; each inner row of dims[0] elements is one contiguous run.
-  const std::uint32_t inner = dst.dims[0];
-  const std::uint32_t outer = length / (inner ? inner : 1);
+  const std::uint32_t inner = flat ? length : dst.dims[0];
+  const std::uint32_t outer = flat ? 1 : length / (inner ? inner : 1);
   // Source a is of lane type T, b and c of U (U = T except for the mixed mac).
   auto run_rows = [&](auto tag_t, auto tag_u, auto fn) -> bool {
     using T = decltype(tag_t);
@@ -137,7 +163,7 @@ inline bool try_execute(const DsdInstr& ins, std::uint32_t length) {
       const std::uint32_t first = row * inner;  // flat index of this row's first element
       Run<T, U> r{};
       r.n = inner;
-      r.d = static_cast<T*>(dst.base) + elementwise::element_offset(dst, first);
+      r.d = static_cast<T*>(dst.base) + (flat ? std::int64_t(dst.offset) : elementwise::element_offset(dst, first));
       auto source = [&]<class X>(int k, const X*& p, X& value) {
         const Operand& s = *srcs[k];
         p = nullptr;
@@ -148,7 +174,7 @@ inline bool try_execute(const DsdInstr& ins, std::uint32_t length) {
         } else if (s.strides[0] == 0 && inner > 1) {
           value = static_cast<const X*>(s.base)[elementwise::element_offset(s, first)];
         } else {
-          p = static_cast<const X*>(s.base) + elementwise::element_offset(s, first);
+          p = static_cast<const X*>(s.base) + (flat ? std::int64_t(s.offset) : elementwise::element_offset(s, first));
         }
       };
       if (nsrc > 0) source(0, r.a, r.sa);

@@ -107,6 +107,9 @@ class Executor {
   // The store must hold this executor's model: every field of the ModelSpec but its name.
   void check_store(const WeightStore& store) const {
     if (&store.model() == &spec_) return;
+    ModelSpec renamed = store.model();  // the name may differ
+    renamed.name = spec_.name;
+    if (renamed == spec_) return;
     const std::string mine = to_json(spec_), theirs = to_json(store.model());
     // The first "key": value pair of the two JSON texts that differs.
     auto pairs = [](const std::string& json) {

@@ -81,6 +81,8 @@ struct ModelSpec {
     if (local_window == 0) return false;
     return local_layers == LocalLayers::all || (local_layers == LocalLayers::odd && layer % 2 == 1);
   }
+  /// Field by field, the name included.
+  friend bool operator==(const ModelSpec&, const ModelSpec&) = default;
 };
 
 /// Throws ModelError naming the first field that makes `m` unusable.

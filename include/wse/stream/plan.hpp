@@ -719,7 +719,8 @@ inline std::string report(const Plan& p) {
   auto k = [](std::uint64_t c) { return double(c) / 1e3; };
   auto row = [&](const std::string& name, const LayerPlan& L) {
     const PassPlan &f = L.forward, &b = L.backward;
-    add("%-26s %9.2f | %8.2f %8.1f %8.1f %8.1f %8.1f %-7s | %8.2f %8.1f %8.1f %8.1f %8.1f %8.1f %-7s\n", name.c_str(),
+    // %.3g: a tiny model's layers have a few kFLOP (0.00 in %.2f)
+    add("%-26s %9.3g | %8.3g %8.1f %8.1f %8.1f %8.1f %-7s | %8.3g %8.1f %8.1f %8.1f %8.1f %8.1f %-7s\n", name.c_str(),
         L.weight_bytes / 1e6, f.flops / 1e9, k(f.compute_cycles), k(f.stream_in_cycles), k(f.fabric_cycles), k(f.cycles),
         to_string(f.bound), b.flops / 1e9, k(b.compute_cycles), k(b.stream_in_cycles), k(b.stream_out_cycles),
         k(b.fabric_cycles), k(b.cycles), to_string(b.bound));

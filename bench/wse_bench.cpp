@@ -22,7 +22,8 @@
 // Usage: wse_bench [--quick] [--only=name,name,...] [--threads=N]
 //   --quick    small sizes (a smoke test, a few seconds; the figures are not meaningful)
 //   --only     run only these figures (the others are reported as null)
-//   --threads  worker threads of the emulator and of OpenBLAS for gemm_vs_openblas (default 2)
+//   --threads  worker threads of the emulator for gemm_vs_openblas and full_wafer_allreduce_s,
+//              and of OpenBLAS (default 2)
 // Exit status 1 when a run failed or a result check did not pass.
 // Sizes can be overridden for experiments with environment variables WSE_BENCH_<NAME>, NAME
 // being the first argument of a knob() call below (e.g. WSE_BENCH_GEMM_N=512); the notes

@@ -45,6 +45,7 @@
 #include <thread>
 #include <utility>
 #include <vector>
+#include <unistd.h>
 #include <wse/wse.hpp>
 
 #include "kernels/collective_join.hpp"
@@ -570,7 +571,8 @@ double resident_mib() {
   double mib = -1;
   if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
     long pages = 0, resident = 0;
-    if (std::fscanf(f, "%ld %ld", &pages, &resident) == 2) mib = double(resident) * 4096.0 / (1024.0 * 1024.0);
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) == 2)
+      mib = double(resident) * double(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
     std::fclose(f);
   }
   return mib;

@@ -251,6 +251,13 @@ TEST_CASE("colors: 0..20 usable, 21..23 reserved for host I/O, 24+ not routable"
   CHECK(wse::arch::wse2.routable_colors == 24);
 }
 
+TEST_CASE("colors: the emulator refuses an arch with more routable colors than it holds") {
+  wse::arch::Arch wide = wse::arch::wse2;
+  wide.routable_colors = static_cast<std::uint8_t>(wse::max_colors + 1);
+  const wse::Program prog(wide, 2, 1);
+  CHECK_THROWS_WITH_AS(wse::host::Runtime(prog, wse_test::config()), doctest::Contains("routable colors"), wse::ProgramError);
+}
+
 TEST_CASE("colors: a congested color does not hold up the others on the same links") {
   // (0,0) sends `congested` down through (0,1) to (0,2), whose data task for it is blocked.
   // (0,1) sends on all 20 other usable colors to (0,2) over the same link.

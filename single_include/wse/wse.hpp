@@ -3119,13 +3119,19 @@ inline std::string report(const Plan& p) {
   add("%-26s %9s | %8s %8s %8s %8s %8s %-7s | %8s %8s %8s %8s %8s %8s %-7s\n", "layer", "weight MB", "fwd GF", "compute",
       "in", "fabric", "total", "bound", "bwd GF", "compute", "in", "out", "fabric", "total", "bound");
   auto k = [](std::uint64_t c) { return double(c) / 1e3; };
+  // Two decimals; three significant digits below 0.01 (a tiny model's layers: a few kFLOP).
+  auto two_decimals = [](double v) {
+    char text[32];
+    std::snprintf(text, sizeof text, v != 0 && v < 0.01 && v > -0.01 ? "%.3g" : "%.2f", v);
+    return std::string(text);
+  };
   auto row = [&](const std::string& name, const LayerPlan& L) {
     const PassPlan &f = L.forward, &b = L.backward;
-    // %.3g: a tiny model's layers have a few kFLOP (0.00 in %.2f)
-    add("%-26s %9.3g | %8.3g %8.1f %8.1f %8.1f %8.1f %-7s | %8.3g %8.1f %8.1f %8.1f %8.1f %8.1f %-7s\n", name.c_str(),
-        L.weight_bytes / 1e6, f.flops / 1e9, k(f.compute_cycles), k(f.stream_in_cycles), k(f.fabric_cycles), k(f.cycles),
-        to_string(f.bound), b.flops / 1e9, k(b.compute_cycles), k(b.stream_in_cycles), k(b.stream_out_cycles),
-        k(b.fabric_cycles), k(b.cycles), to_string(b.bound));
+    add("%-26s %9s | %8s %8.1f %8.1f %8.1f %8.1f %-7s | %8s %8.1f %8.1f %8.1f %8.1f %8.1f %-7s\n", name.c_str(),
+        two_decimals(L.weight_bytes / 1e6).c_str(), two_decimals(f.flops / 1e9).c_str(), k(f.compute_cycles),
+        k(f.stream_in_cycles), k(f.fabric_cycles), k(f.cycles), to_string(f.bound), two_decimals(b.flops / 1e9).c_str(),
+        k(b.compute_cycles), k(b.stream_in_cycles), k(b.stream_out_cycles), k(b.fabric_cycles), k(b.cycles),
+        to_string(b.bound));
   };
   // Group blocks whose sub-layers have identical figures.
   auto same = [](const LayerPlan& x, const LayerPlan& y) {
@@ -5213,7 +5219,7 @@ struct EmuMemory {
   std::uint64_t kernel_bytes = 0;     ///< PE memory kernels use (objects and allocations)
   std::uint64_t ring_pool_bytes = 0;  ///< storage of wavelets in flight, pooled per tile
   std::uint64_t grid_bytes = 0;       ///< one slot per grid position, idle PEs included
-  std::uint64_t color_plans = 0;      ///< distinct (route, filter) plans the PEs' colors share
+  std::uint64_t color_plans = 0;      ///< distinct color plans (route, filter, host-stream ends) the PEs share
   /// Emulator state per PE beyond what its kernel uses.
   double state_per_pe() const { return pes ? double(pe_state_bytes + grid_bytes) / double(pes) : 0.0; }
 };
@@ -5533,7 +5539,8 @@ struct StreamEnds {
 /// What a color does at one PE apart from its switch position: route, filter, host-stream
 /// ends. PEs with equal plans share one entry of their engine's table (PeShared::plans): most
 /// PEs of a row or column route a color alike, so a routed color costs a PE an 8-byte
-/// ColorState instead of 40 bytes (docs/performance.md).
+/// ColorState instead of 40 bytes (docs/performance.md). A field added here must be added to
+/// the key in Engine::intern_plan.
 struct ColorPlan {
   ColorRoute route{};
   RangeFilter filter{};
@@ -5783,6 +5790,7 @@ class Pe {
     bool has_streams() const { return (ring_mask & streams_bit) != 0; }
   };
   static_assert(sizeof(ColorState) == 8, "a routed color costs a PE 8 bytes");
+  static_assert(max_colors * 10 <= 256, "ColorState::ring_base indexes every ring of a PE in 8 bits");
 
   const ColorPlan& plan(const ColorState& cs) const { return shared_->plans[cs.plan()]; }
   Ring& ring(const ColorState& cs, unsigned k) {
@@ -7060,6 +7068,9 @@ class Engine {
   explicit Engine(const Program& program, EmuConfig config = {})
       : arch_(&program.arch()), config_(config), width_(program.width()), height_(program.height()) {
     program.validate();
+    if (arch_->routable_colors > max_colors)
+      throw ProgramError("emulator: arch '" + std::string(arch_->name) + "' has " + std::to_string(arch_->routable_colors) +
+                         " routable colors; the emulator supports at most " + std::to_string(max_colors));
     if (config_.threads == 0) config_.threads = std::max(1u, std::thread::hardware_concurrency());
     if (config_.timed && config_.jitter_percent != 0)
       throw ProgramError("EmuConfig: jitter_percent (" + std::to_string(config_.jitter_percent) +
@@ -7075,7 +7086,8 @@ class Engine {
     load_routes(program);
     load_streams(program);
     build_ring_tables();
-    plan_index_ = {};  // only loading interns plans
+    plan_index_ = decltype(plan_index_){};  // only loading interns plans: free the map, buckets too
+    shared_.plans.shrink_to_fit();
     setup_tiles();
     const PoolScope scope(tiles_[0]);  // kernels' init may send
     NamePool* const saved_names = std::exchange(name_pool, &export_names_);  // exports are interned
@@ -7230,6 +7242,7 @@ class Engine {
     PlanKey key{};
     std::size_t at = 0;
     auto put = [&](const void* p, std::size_t n) {
+      WSE_ASSERT(at + n <= key.bytes.size(), "emulator: ColorPlan grew; widen PlanKey");
       std::memcpy(key.bytes.data() + at, p, n);
       at += n;
     };
@@ -7248,7 +7261,7 @@ class Engine {
     if (added) {
       if (shared_.plans.size() >= Pe::ColorState::max_plans)
         throw ProgramError("emulator: more than " + std::to_string(Pe::ColorState::max_plans) +
-                           " distinct (route, filter) pairs; the emulator holds at most that many");
+                           " distinct color plans (route, filter, host-stream ends); the emulator holds at most that many");
       shared_.plans.push_back(plan);
     }
     return it->second;

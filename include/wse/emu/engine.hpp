@@ -77,6 +77,9 @@ class Engine {
   explicit Engine(const Program& program, EmuConfig config = {})
       : arch_(&program.arch()), config_(config), width_(program.width()), height_(program.height()) {
     program.validate();
+    if (arch_->routable_colors > max_colors)
+      throw ProgramError("emulator: arch '" + std::string(arch_->name) + "' has " + std::to_string(arch_->routable_colors) +
+                         " routable colors; the emulator supports at most " + std::to_string(max_colors));
     if (config_.threads == 0) config_.threads = std::max(1u, std::thread::hardware_concurrency());
     if (config_.timed && config_.jitter_percent != 0)
       throw ProgramError("EmuConfig: jitter_percent (" + std::to_string(config_.jitter_percent) +
@@ -92,7 +95,8 @@ class Engine {
     load_routes(program);
     load_streams(program);
     build_ring_tables();
-    plan_index_ = {};  // only loading interns plans
+    plan_index_ = decltype(plan_index_){};  // only loading interns plans: free the map, buckets too
+    shared_.plans.shrink_to_fit();
     setup_tiles();
     const PoolScope scope(tiles_[0]);  // kernels' init may send
     NamePool* const saved_names = std::exchange(name_pool, &export_names_);  // exports are interned
@@ -247,6 +251,7 @@ class Engine {
     PlanKey key{};
     std::size_t at = 0;
     auto put = [&](const void* p, std::size_t n) {
+      WSE_ASSERT(at + n <= key.bytes.size(), "emulator: ColorPlan grew; widen PlanKey");
       std::memcpy(key.bytes.data() + at, p, n);
       at += n;
     };
@@ -265,7 +270,7 @@ class Engine {
     if (added) {
       if (shared_.plans.size() >= Pe::ColorState::max_plans)
         throw ProgramError("emulator: more than " + std::to_string(Pe::ColorState::max_plans) +
-                           " distinct (route, filter) pairs; the emulator holds at most that many");
+                           " distinct color plans (route, filter, host-stream ends); the emulator holds at most that many");
       shared_.plans.push_back(plan);
     }
     return it->second;

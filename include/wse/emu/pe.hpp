@@ -82,7 +82,8 @@ struct StreamEnds {
 /// What a color does at one PE apart from its switch position: route, filter, host-stream
 /// ends. PEs with equal plans share one entry of their engine's table (PeShared::plans): most
 /// PEs of a row or column route a color alike, so a routed color costs a PE an 8-byte
-/// ColorState instead of 40 bytes (docs/performance.md).
+/// ColorState instead of 40 bytes (docs/performance.md). A field added here must be added to
+/// the key in Engine::intern_plan.
 struct ColorPlan {
   ColorRoute route{};
   RangeFilter filter{};
@@ -332,6 +333,7 @@ class Pe {
     bool has_streams() const { return (ring_mask & streams_bit) != 0; }
   };
   static_assert(sizeof(ColorState) == 8, "a routed color costs a PE 8 bytes");
+  static_assert(max_colors * 10 <= 256, "ColorState::ring_base indexes every ring of a PE in 8 bits");
 
   const ColorPlan& plan(const ColorState& cs) const { return shared_->plans[cs.plan()]; }
   Ring& ring(const ColorState& cs, unsigned k) {

@@ -717,13 +717,19 @@ inline std::string report(const Plan& p) {
   add("%-26s %9s | %8s %8s %8s %8s %8s %-7s | %8s %8s %8s %8s %8s %8s %-7s\n", "layer", "weight MB", "fwd GF", "compute",
       "in", "fabric", "total", "bound", "bwd GF", "compute", "in", "out", "fabric", "total", "bound");
   auto k = [](std::uint64_t c) { return double(c) / 1e3; };
+  // Two decimals; three significant digits below 0.01 (a tiny model's layers: a few kFLOP).
+  auto two_decimals = [](double v) {
+    char text[32];
+    std::snprintf(text, sizeof text, v != 0 && v < 0.01 && v > -0.01 ? "%.3g" : "%.2f", v);
+    return std::string(text);
+  };
   auto row = [&](const std::string& name, const LayerPlan& L) {
     const PassPlan &f = L.forward, &b = L.backward;
-    // %.3g: a tiny model's layers have a few kFLOP (0.00 in %.2f)
-    add("%-26s %9.3g | %8.3g %8.1f %8.1f %8.1f %8.1f %-7s | %8.3g %8.1f %8.1f %8.1f %8.1f %8.1f %-7s\n", name.c_str(),
-        L.weight_bytes / 1e6, f.flops / 1e9, k(f.compute_cycles), k(f.stream_in_cycles), k(f.fabric_cycles), k(f.cycles),
-        to_string(f.bound), b.flops / 1e9, k(b.compute_cycles), k(b.stream_in_cycles), k(b.stream_out_cycles),
-        k(b.fabric_cycles), k(b.cycles), to_string(b.bound));
+    add("%-26s %9s | %8s %8.1f %8.1f %8.1f %8.1f %-7s | %8s %8.1f %8.1f %8.1f %8.1f %8.1f %-7s\n", name.c_str(),
+        two_decimals(L.weight_bytes / 1e6).c_str(), two_decimals(f.flops / 1e9).c_str(), k(f.compute_cycles),
+        k(f.stream_in_cycles), k(f.fabric_cycles), k(f.cycles), to_string(f.bound), two_decimals(b.flops / 1e9).c_str(),
+        k(b.compute_cycles), k(b.stream_in_cycles), k(b.stream_out_cycles), k(b.fabric_cycles), k(b.cycles),
+        to_string(b.bound));
   };
   // Group blocks whose sub-layers have identical figures.
   auto same = [](const LayerPlan& x, const LayerPlan& y) {

@@ -187,6 +187,25 @@ TEST_CASE("activating an unbound task faults") {
 }
 
 namespace {
+/// Binds a task from a launched function, after init: tasks are bound at load, as on hardware.
+template <class PE> struct LateBind {
+  using Params = wse_test::NoParams;
+  void init(PE& pe, const Params&) { wse::export_function<&LateBind::go>(pe, "go"); }
+  void go(PE& pe) { wse::bind_local_task<&LateBind::go>(pe, TaskId{25}); }
+};
+}  // namespace
+
+TEST_CASE("binding a task after kernel init faults, naming the task id") {
+  Program p(arch::wse2, 2, 1);
+  p.add_region<LateBind>(p.grid(), wse_test::NoParams{});
+  host::Runtime rt(p, wse_test::config());
+  const auto r = rt.call("go");
+  REQUIRE(r.faults.size() == 2);
+  CHECK(r.faults[0].operation == "bind_task");
+  CHECK(contains(r.faults[0].message, "kernel init only (task id 25)"));
+}
+
+namespace {
 /// Streams 1..8 with an async fabout op, then sends 99 on the same color at once.
 template <class PE> struct SendAfterAsync {
   using Params = wse_test::NoParams;

@@ -10,6 +10,7 @@
 
 #include "kernels.hpp"
 #include "kernels/collective_join.hpp"
+#include "kernels/stencil7.hpp"
 #include "support.hpp"
 
 using namespace wse;
@@ -118,6 +119,7 @@ TEST_CASE("Engine::memory counts every PE's state and kernel memory; idle PEs st
     CHECK(m.kernel_bytes == kernel);
     CHECK(m.kernel_bytes >= 120u * 160u);  // 40 floats each, plus the kernel object
     CHECK(m.pe_state_bytes >= 120u * sizeof(emu::Pe));
+    if constexpr (sizeof(void*) == 8) CHECK(sizeof(emu::Pe) <= 240);  // docs/performance.md, fourth pass
     CHECK(m.ring_pool_bytes == 0);  // nothing has moved yet
   }
   SUBCASE("a PE with a kernel and one routed color costs at most 512 bytes beyond its kernel") {
@@ -145,6 +147,29 @@ TEST_CASE("Engine::memory counts every PE's state and kernel memory; idle PEs st
     CHECK(m.color_plans <= 32);
     const std::vector<float> out = rt.read<float>("buf", rt.program().grid(), n);
     CHECK(std::count(out.begin(), out.end(), 2.0f * w * h) == static_cast<std::ptrdiff_t>(out.size()));
+  }
+  SUBCASE("a 7-point stencil PE (5 colors, 5 tasks, 2 symbols) costs at most 512 bytes after a run") {
+    const std::uint16_t w = 24, h = 24;
+    const std::uint32_t nz = 8;
+    Program prog(arch::wse2, w, h);
+    kernels::Stencil7Params p{.area = prog.grid(), .nz = nz, .sweeps = 1, .c0 = 6, .cxm = -1, .cxp = -1, .cym = -1, .cyp = -1, .czm = -1, .czp = -1};
+    kernels::stencil7_channels(prog, p);
+    prog.add_region<kernels::Stencil7>(p.area, p);
+    kernels::stencil7_routes(prog.route_sink(), p);
+    host::Runtime rt(std::move(prog), wse_test::config());
+    const std::vector<float> x(std::size_t{w} * h * nz, 1.0f);
+    rt.memcpy_h2d<float>("x", x, p.area, nz);
+    rt.launch("spmv");
+    REQUIRE(rt.run().ok());
+    const emu::EmuMemory m = rt.emulator()->memory();
+    MESSAGE("stencil: emulator state per PE ", m.state_per_pe(), " bytes, ", m.task_functions, " task functions");
+    CHECK(m.state_per_pe() <= 512.0);
+    CHECK(m.task_functions > 0);
+    CHECK(m.task_functions <= 16);  // one kernel's few tasks, however many PEs bind them
+    // All ones: an interior point is 6 - 6 = 0; a face point lacks neighbours, so it is > 0.
+    const std::vector<float> y = rt.read<float>("y", p.area, nz);
+    CHECK(y[(std::size_t{12} * w + 12) * nz + 4] == 0.0f);
+    CHECK(y[(std::size_t{12} * w + 0) * nz + 4] == 1.0f);
   }
   SUBCASE("a PE with a kernel and no route costs less still") {
     Program p(arch::wse2, 32, 32);

@@ -220,3 +220,44 @@ TEST_CASE("arithmetic NaN results are the canonical quiet NaN; moves keep NaN bi
   CHECK(compute(DsdOpCode::mov, ElemType::f32, ElemType::f32, ElemType::f32, payload_nan, 0, 0) == payload_nan);
   CHECK(compute(DsdOpCode::neg, ElemType::f32, ElemType::f32, ElemType::f32, payload_nan, 0, 0) == (payload_nan ^ 0x80000000u));
 }
+
+// f32 add/sub/mul/mac find NaN results through sums taken over the run (simd_dsd-inl.hpp,
+// arith_run) and canonicalise afterwards: one NaN-producing element at every position of a run
+// longer than four vectors of the widest target (so each sum and the tail are hit alone), and
+// runs whose sums overflow to inf - inf without any NaN result.
+TEST_CASE("one NaN result anywhere in a long f32 run is canonical; overflowing sums change nothing") {
+  const std::uint32_t n = 203;  // 3 steps of 4 x 16 lanes, then single vectors and a tail
+  const float big = std::numeric_limits<float>::max();
+  for (DsdOpCode op : {DsdOpCode::add, DsdOpCode::sub, DsdOpCode::mul, DsdOpCode::mac}) {
+    const std::string op_text = op_name(op);
+    CAPTURE(op_text);
+    bool all_same = true, handled = true;
+    for (std::uint32_t at = 0; at <= n; ++at) {  // at == n: no NaN; the values overflow the sums
+      // Results of about +-big with random signs: the sums overflow to both infinities.
+      std::mt19937 rng(7);
+      std::vector<float> a(n), b(n), c(n, 1.0f);
+      for (std::uint32_t i = 0; i < n; ++i) {
+        const float sign = (rng() & 1u) ? 1.0f : -1.0f;
+        a[i] = sign * big * 0.75f;
+        b[i] = op == DsdOpCode::mul ? 1.0f : (op == DsdOpCode::sub ? -sign : sign) * big * 0.25f;
+      }
+      if (at < n) a[at] = std::bit_cast<float>(0xffc12345u);  // a NaN with a payload
+      std::vector<float> d_simd(n, 7.0f), d_ref(n, 7.0f);
+      auto build = [&](std::vector<float>& d) {
+        DsdInstr ins;
+        ins.op = op;
+        ins.dst = mem_operand(d, n, 0, static_cast<std::int32_t>(n), 0);
+        ins.a = mem_operand(a, n, 0, static_cast<std::int32_t>(n), 0);
+        ins.b = mem_operand(b, n, 0, static_cast<std::int32_t>(n), 0);
+        ins.c = mem_operand(c, n, 0, static_cast<std::int32_t>(n), 0);
+        return ins;
+      };
+      handled = handled && emu::simd::try_execute(build(d_simd), n);
+      reference(build(d_ref), n);
+      all_same = all_same && std::memcmp(d_simd.data(), d_ref.data(), n * sizeof(float)) == 0;
+    }
+    if (op == DsdOpCode::mac && !handled) continue;  // a target without FMA declines mac
+    CHECK(handled);
+    CHECK(all_same);
+  }
+}

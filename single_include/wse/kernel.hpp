@@ -852,7 +852,7 @@ template <auto Method, class PE> constexpr void check_method() {
 }  // namespace detail
 
 /// Binds `Method` (void (K::*)(PE&, Wavelet)) as the data task of `color`: it runs once per
-/// data wavelet delivered to this PE on `color`. Kernel code, in init().
+/// data wavelet delivered to this PE on `color`. Kernel code, in init() (a later bind faults).
 template <auto Method, class PE> void bind_data_task(PE& pe, Color color) {
   detail::check_method<Method, PE>();
   static_assert(detail::MethodTraits<decltype(Method)>::takes_wavelet,
@@ -861,13 +861,15 @@ template <auto Method, class PE> void bind_data_task(PE& pe, Color color) {
 }
 
 /// Binds `Method` (void (K::*)(PE&)) as local task `id`; it runs when activated and unblocked.
+/// Kernel code, in init() (a later bind faults).
 template <auto Method, class PE> void bind_local_task(PE& pe, TaskId id) {
   detail::check_method<Method, PE>();
   pe.bind_task(id, TaskKind::local, &detail::task_trampoline<Method, PE>);
 }
 
 /// Binds `Method` as control task `id`; a control wavelet whose payload activates `id` runs
-/// it. The method may take the control wavelet (void method(PE&, wse::Wavelet)).
+/// it. The method may take the control wavelet (void method(PE&, wse::Wavelet)). Kernel code,
+/// in init().
 template <auto Method, class PE> void bind_control_task(PE& pe, TaskId id) {
   detail::check_method<Method, PE>();
   pe.bind_task(id, TaskKind::control, &detail::task_trampoline<Method, PE>);
@@ -888,6 +890,7 @@ template <auto Member, auto Method, class PE> void member_task_trampoline(void* 
 /// Binds `Method` (void (C::*)(PE&)) of the kernel's member object `Member` (C K::*) as local
 /// task `id`. For reusable parts of a kernel that own a task, such as a collective: the task
 /// table stores no extra pointer, the member's place in the kernel is a template argument.
+/// Kernel code, in init().
 template <auto Member, auto Method, class PE> void bind_member_local_task(PE& pe, TaskId id) {
   static_assert(std::is_member_object_pointer_v<decltype(Member)>,
                 "bind_member_local_task<&Kernel::member, &Member::method>: the first argument names a "

@@ -852,7 +852,7 @@ template <auto Method, class PE> constexpr void check_method() {
 }  // namespace detail
 
 /// Binds `Method` (void (K::*)(PE&, Wavelet)) as the data task of `color`: it runs once per
-/// data wavelet delivered to this PE on `color`. Kernel code, in init().
+/// data wavelet delivered to this PE on `color`. Kernel code, in init() (a later bind faults).
 template <auto Method, class PE> void bind_data_task(PE& pe, Color color) {
   detail::check_method<Method, PE>();
   static_assert(detail::MethodTraits<decltype(Method)>::takes_wavelet,
@@ -861,13 +861,15 @@ template <auto Method, class PE> void bind_data_task(PE& pe, Color color) {
 }
 
 /// Binds `Method` (void (K::*)(PE&)) as local task `id`; it runs when activated and unblocked.
+/// Kernel code, in init() (a later bind faults).
 template <auto Method, class PE> void bind_local_task(PE& pe, TaskId id) {
   detail::check_method<Method, PE>();
   pe.bind_task(id, TaskKind::local, &detail::task_trampoline<Method, PE>);
 }
 
 /// Binds `Method` as control task `id`; a control wavelet whose payload activates `id` runs
-/// it. The method may take the control wavelet (void method(PE&, wse::Wavelet)).
+/// it. The method may take the control wavelet (void method(PE&, wse::Wavelet)). Kernel code,
+/// in init().
 template <auto Method, class PE> void bind_control_task(PE& pe, TaskId id) {
   detail::check_method<Method, PE>();
   pe.bind_task(id, TaskKind::control, &detail::task_trampoline<Method, PE>);
@@ -888,6 +890,7 @@ template <auto Member, auto Method, class PE> void member_task_trampoline(void* 
 /// Binds `Method` (void (C::*)(PE&)) of the kernel's member object `Member` (C K::*) as local
 /// task `id`. For reusable parts of a kernel that own a task, such as a collective: the task
 /// table stores no extra pointer, the member's place in the kernel is a template argument.
+/// Kernel code, in init().
 template <auto Member, auto Method, class PE> void bind_member_local_task(PE& pe, TaskId id) {
   static_assert(std::is_member_object_pointer_v<decltype(Member)>,
                 "bind_member_local_task<&Kernel::member, &Member::method>: the first argument names a "
@@ -4044,6 +4047,7 @@ inline std::vector<float> read_parameter(const std::filesystem::path& file, cons
 #include <barrier>
 #include <bit>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -4597,6 +4601,7 @@ inline void Program::validate() const {
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 // ---- begin wse/emu/arena.hpp ----
@@ -5220,6 +5225,7 @@ struct EmuMemory {
   std::uint64_t ring_pool_bytes = 0;  ///< storage of wavelets in flight, pooled per tile
   std::uint64_t grid_bytes = 0;       ///< one slot per grid position, idle PEs included
   std::uint64_t color_plans = 0;      ///< distinct color plans (route, filter, host-stream ends) the PEs share
+  std::uint64_t task_functions = 0;   ///< distinct task functions the PEs bind (their slots hold an index)
   /// Emulator state per PE beyond what its kernel uses.
   double state_per_pe() const { return pes ? double(pe_state_bytes + grid_bytes) / double(pes) : 0.0; }
 };
@@ -5516,6 +5522,36 @@ class NamePool {
 };
 inline thread_local NamePool* name_pool = nullptr;
 
+class Pe;
+/// The task functions PEs bind, stored once per engine: a PE's task slot holds a 16-bit
+/// index (8-byte slots, not 16). Only kernel init binds tasks; the engine points
+/// `task_fn_pool` at its pool while init runs.
+class TaskFnPool {
+ public:
+  static constexpr std::size_t max_functions = 1u << 16;
+  explicit TaskFnPool(std::vector<TaskFn<Pe>>& fns) : fns_(&fns) {}
+  /// Index of `fn` in the table, added when new; false when the table is full.
+  bool intern(TaskFn<Pe> fn, std::uint16_t& index) {
+    if (fn == last_fn_ && !fns_->empty()) return index = last_index_, true;  // e.g. one handler, many ids
+    const auto [it, added] = index_.try_emplace(fn, static_cast<std::uint16_t>(fns_->size()));
+    if (added) {
+      if (fns_->size() == max_functions) return index_.erase(it), false;
+      fns_->push_back(fn);
+    }
+    last_fn_ = fn;
+    last_index_ = it->second;
+    index = it->second;
+    return true;
+  }
+
+ private:
+  std::vector<TaskFn<Pe>>* fns_;
+  std::unordered_map<TaskFn<Pe>, std::uint16_t> index_;
+  TaskFn<Pe> last_fn_ = nullptr;
+  std::uint16_t last_index_ = 0;
+};
+inline thread_local TaskFnPool* task_fn_pool = nullptr;
+
 /// What the PEs of one region share: the name reports give their kernel and how to destroy it.
 struct LoadedRegion {
   std::string name;
@@ -5525,10 +5561,11 @@ struct LoadedRegion {
 /// An exported symbol of a PE: a typed array the host may copy into and out of.
 struct Symbol {
   const char* name = "";  ///< interned by the engine: valid while the engine lives
-  ElemType type = ElemType::f32;
   void* data = nullptr;
   std::uint32_t count = 0;
+  ElemType type = ElemType::f32;  // last: 24 bytes, not 32 (a full fabric holds millions)
 };
+static_assert(sizeof(void*) != 8 || sizeof(Symbol) == 24);
 
 /// Host-stream ends at the fabric edge, per direction (only edge PEs with streams have them).
 struct StreamEnds {
@@ -5552,6 +5589,8 @@ struct ColorPlan {
 struct PeShared {
   const arch::Arch* arch = nullptr;
   std::vector<ColorPlan> plans;
+  std::vector<TaskFn<Pe>> task_fns;  // TaskFnPool; a task slot holds an index
+  bool use_simd = true;  // EmuConfig::simd
   std::uint32_t send_stall_limit = 1u << 20;  // EmuConfig::max_stalled_sends
 };
 
@@ -5559,7 +5598,10 @@ struct PeShared {
 /// Kernel code calls the Backend operations; everything else is for the engine and host.
 class Pe {
  public:
-  Pe(const PeShared& shared, Coord c) : shared_(&shared), coord_(c) {
+  struct TimedClocks;
+  // `clocks`: this PE's own in a timed run; one all-zero instance all PEs share otherwise.
+  Pe(const PeShared& shared, Coord c, TimedClocks& clocks, bool timed)
+      : shared_(&shared), clock_(&clocks), coord_(c), timed_(timed) {
     const arch::Arch& a = *shared.arch;
     // Data-task ids of colors with no bound task start blocked (bind_task unblocks).
     blocked_ = (a.routable_colors >= 64) ? ~0ull : ((1ull << a.routable_colors) - 1);
@@ -5605,11 +5647,11 @@ class Pe {
     // in order, with the stalled sends.
     std::uint64_t ready = 0;
     if (timed_ && ctx_ != Ctx::init) {
-      ready = task_clock_;
-      task_clock_ += shared_->arch->cycles.send;
+      ready = clock_->task_clock;
+      clock_->task_clock += shared_->arch->cycles.send;
     }
     // A send also waits behind async ops still writing this color, so it never overtakes them.
-    if (ready <= now_ && stalled_sends_.empty() && !oq(*s).full() && !fabout_busy(c.value)) {
+    if (ready <= clock_->now && stalled_sends_.empty() && !oq(*s).full() && !fabout_busy(c.value)) {
       oq(*s).push(w);
       counters_.add(c_sent);
       return;
@@ -5625,6 +5667,8 @@ class Pe {
   /// Binds task `t` as `kind` (kernel init). Binding any task unblocks its id.
   void bind_task(TaskId t, TaskKind kind, TaskFn<Pe> fn) {
     if (fault_ || !check_task(t, "bind_task")) return;
+    if (task_fn_pool == nullptr || ctx_ != Ctx::init)
+      return fault_at("bind_task", "tasks are bound during kernel init only (task id " + std::to_string(t.value) + ")");
     if (const TaskKind bound = tasks_[t.value].kind; bound != TaskKind::none)
       return fault_at("bind_task", "task id " + std::to_string(t.value) + " is already bound as a " +
                                        task_kind_name(bound) + " task");
@@ -5638,9 +5682,13 @@ class Pe {
     if (kind == TaskKind::control && t.value > shared_->arch->control_task_last)
       return fault_at("bind_task", "control task id " + std::to_string(t.value) + " is above " +
                                        std::to_string(shared_->arch->control_task_last));
+    std::uint16_t fn_index = 0;
+    if (!task_fn_pool->intern(fn, fn_index))
+      return fault_at("bind_task", "the program binds more than " + std::to_string(TaskFnPool::max_functions) +
+                                       " distinct task functions");
     TaskSlot& slot = tasks_.bind(t.value);
     slot.kind = kind;
-    slot.fn = fn;
+    slot.fn = fn_index;
     blocked_ &= ~bit(t);
     if (kind == TaskKind::data) data_bound_ |= bit(t);
   }
@@ -5655,7 +5703,7 @@ class Pe {
     if (interned == nullptr) return;
     for (const auto& s : symbols_)
       if (s.name == interned) return fault_at("export_symbol", "symbol '" + std::string(name) + "' is exported twice");
-    symbols_.push_back(Symbol{interned, t, p, n});
+    symbols_.push_back(Symbol{interned, p, n, t});
     symbols_.shrink_to_fit();  // exports are few and fixed after init
   }
   /// Exports a launchable function under `name`. PE code (init).
@@ -5710,7 +5758,7 @@ class Pe {
     n += symbols_.capacity() * sizeof(Symbol) + functions_.capacity() * sizeof(Function);
     n += async_.capacity() * sizeof(AsyncOp) + stalled_sends_.capacity() * sizeof(StalledSend) +
          pending_launches_.capacity() * sizeof(PendingLaunch);
-    if (wire_) n += sizeof(*wire_);
+    if (timed_) n += sizeof(TimedClocks) + (clock_->wire ? sizeof(*clock_->wire) : 0);
     if (fault_) n += sizeof(PeFault);
     return n + counters_.extra_bytes();
   }
@@ -5733,13 +5781,14 @@ class Pe {
   template <template <class> class K, class P> friend void wse::detail::emu_create_kernel(Pe&, const P&);
 
   struct TaskSlot {
-    TaskFn<Pe> fn = nullptr;
+    std::uint16_t fn = 0;  // index in PeShared::task_fns
     TaskKind kind = TaskKind::none;
-    bool last_control = false;  // last control wavelet, handed to control tasks (16-byte slot)
+    bool last_control = false;  // last control wavelet, handed to control tasks
     std::uint32_t last = 0;
   };
-  // The bound tasks only, in id order (a PE binds a handful of its 64 ids): 8 + 24 bytes
-  // plus one slot per bound task instead of a 64-slot table.
+  static_assert(sizeof(TaskSlot) == 8);
+  // The bound tasks only, in id order (a PE binds a handful of its 64 ids): 16 bytes plus
+  // one 8-byte slot per bound task instead of a 64-slot table.
   class TaskTable {
    public:
     const TaskSlot& operator[](unsigned t) const {
@@ -5843,6 +5892,20 @@ class Pe {
     Wavelet w{};
   };
   static constexpr unsigned max_wire_stages = 3;  // hop latency up to 4 cycles
+
+ public:
+  // Timed mode's clocks (EmuConfig::timed; docs/timing.md), kept out of the PE: in a
+  // functional run every PE points at one all-zero instance it only reads (32 bytes less).
+  struct TimedClocks {
+    std::uint64_t now = 0;         // the cycle being simulated, set by the engine before phase A
+    std::uint64_t task_clock = 0;  // the cycle the running task has reached
+    std::uint64_t ce_free_at = 0;  // the compute element is busy before this cycle
+    std::uint64_t horizon = 0;     // the latest cycle any scheduled work of this PE ends
+    // [direction][stage]; allocated by the engine only with hop latency > 1.
+    std::unique_ptr<std::array<std::array<WireSlot, max_wire_stages>, 4>> wire;
+  };
+
+ private:
   struct Function {
     const char* name;  // interned by the engine (NamePool)
     TaskFn<Pe> fn;
@@ -5927,13 +5990,18 @@ class Pe {
   bool advance_async();
   bool run_tasks(unsigned max_runs);
   // Timed mode: starts/ends the compute element's accounting of one task or function.
-  void begin_timed_task() { task_clock_ = now_ + shared_->arch->cycles.task_switch; }
-  void end_timed_task() {
-    ce_free_at_ = task_clock_;
-    counters_.add(c_busy_cycles, task_clock_ - now_);
-    if (ce_free_at_ > horizon_) horizon_ = ce_free_at_;
+  // Only in timed runs: a functional run's PEs share one clock instance they must not write.
+  void begin_timed_task() {
+    WSE_ASSERT(timed_, "emulator: timed-mode clock written in a functional run");
+    clock_->task_clock = clock_->now + shared_->arch->cycles.task_switch;
   }
-  bool ce_free() const { return !timed_ || now_ >= ce_free_at_; }
+  void end_timed_task() {
+    WSE_ASSERT(timed_, "emulator: timed-mode clock written in a functional run");
+    clock_->ce_free_at = clock_->task_clock;
+    counters_.add(c_busy_cycles, clock_->task_clock - clock_->now);
+    if (clock_->ce_free_at > clock_->horizon) clock_->horizon = clock_->ce_free_at;
+  }
+  bool ce_free() const { return !timed_ || clock_->now >= clock_->ce_free_at; }
   // Gives the blocks of empty rings back to this thread's pool (ring.hpp) and frees an empty
   // async-op list (368 bytes per op slot); phase A calls it when the PE stops being visited.
   void trim_idle_storage() {
@@ -5944,13 +6012,13 @@ class Pe {
       for (unsigned k = 0; k < cs.ring_count(); ++k) ring_table_[cs.ring_base + k].trim();
   }
   bool wire_busy() const {
-    if (!wire_) return false;
-    for (const auto& dir : *wire_)
+    if (!clock_->wire) return false;
+    for (const auto& dir : *clock_->wire)
       for (const auto& w : dir)
         if (w.slot >= 0) return true;
     return false;
   }
-  // Timed mode: the earliest cycle after now_ at which something waiting on time may move.
+  // Timed mode: the earliest cycle after clock_->now at which something waiting on time may move.
   std::uint64_t next_time_event() const;
   // Async ops holding a microthread (timed mode also lists memory-only ops, which do not).
   unsigned fabric_ops_in_flight() const;
@@ -5965,39 +6033,44 @@ class Pe {
   bool step_async(AsyncOp& op, std::uint64_t& claimed_in, std::uint64_t& claimed_out);
   StuckPe describe_stuck() const;
 
+  // Fields are ordered so that little pads (2 bytes at the end): a full fabric holds 754,000
+  // PEs, 240 bytes each on a 64-bit host (tests/test_memory.cpp checks it).
   const PeShared* shared_;  // the engine's
+  TimedClocks* clock_;      // see TimedClocks
   Coord coord_;
+  std::uint32_t memory_used_ = 0;
   LoadedRegion* region_ = nullptr;  // owned by the engine; shared by the region's PEs
   void* kernel_ = nullptr;
-  std::uint32_t memory_used_ = 0;
 
   TaskTable tasks_;
   std::uint64_t active_ = 0, blocked_ = 0, data_bound_ = 0;
 
   static_assert(max_colors <= 32, "color_mask_ holds one bit per color");
   std::uint32_t color_mask_ = 0;  // bit c: color c has a route here (colors_ slot = rank of the bit)
+  std::uint32_t stalled_head_ = 0;    // first of stalled_sends_ not yet sent
   CompactVector<ColorState> colors_;  // in color order
   std::unique_ptr<Ring[]> ring_table_;  // every color's rings, packed (ColorState::ring_base)
-  bool has_out_stream_ = false;     // some color leaves the grid into a host output stream
 
   // Lists most PEs leave empty: 8 bytes each until used (compact_vector.hpp).
   CompactVector<AsyncOp> async_;
   CompactVector<StalledSend> stalled_sends_;  // sends waiting for output-queue space, in order
-  std::uint32_t stalled_head_ = 0;
   CompactVector<Function> functions_;
   CompactVector<PendingLaunch> pending_launches_;  // launched functions, in launch order
   CompactVector<Symbol> symbols_;
 
-  Ctx ctx_ = Ctx::init;
-  std::uint8_t ctx_id_ = 0;
   const char* ctx_fn_ = nullptr;
   std::unique_ptr<PeFault> fault_;  // set once, by the first fault (rare: kept out of line)
   CompactCounters<counter_count> counters_;
 
-  // Engine bookkeeping: tile index and the last epoch stamp this PE was listed in.
+  // Engine bookkeeping: the last epoch stamp this PE was listed in, its index and tile.
+  std::uint64_t stamp_b_ = ~0ull;
   std::uint32_t index_ = 0;
   std::uint16_t tile_ = 0;
-  std::uint64_t stamp_b_ = ~0ull;
+  Ctx ctx_ = Ctx::init;
+  std::uint8_t ctx_id_ = 0;
+  bool timed_;                   // EmuConfig::timed
+  bool stalled_now_ = false;     // timed mode: a send or async op waited for queue space this cycle
+  bool has_out_stream_ = false;  // some color leaves the grid into a host output stream
   // Outgoing buffers were non-empty at the end of this PE's last phase A. Only the owner
   // writes it; phase B reads it instead of the buffers, which neighbours are draining.
   bool out_pending_ = false;
@@ -6005,18 +6078,6 @@ class Pe {
   // (it waits for input), so phase A skips it until a neighbour or stream delivers to it.
   bool asleep_ = false;
   bool listed_sleeper_ = false;  // in its tile's `sleepers` (checked when the run goes quiet)
-  bool use_simd_ = true;  // EmuConfig::simd
-
-  // Timed mode (EmuConfig::timed; docs/timing.md). now_ is the cycle being simulated, set by
-  // the engine before phase A; task_clock_ is the cycle the running task has reached.
-  bool timed_ = false;
-  bool stalled_now_ = false;  // a send or async op waited for queue space this cycle
-  std::uint64_t now_ = 0;
-  std::uint64_t task_clock_ = 0;
-  std::uint64_t ce_free_at_ = 0;  // the compute element is busy before this cycle
-  std::uint64_t horizon_ = 0;     // the latest cycle any scheduled work of this PE ends
-  // [direction][stage]; allocated by the engine only in timed mode with hop latency > 1.
-  std::unique_ptr<std::array<std::array<WireSlot, max_wire_stages>, 4>> wire_;
 };
 
 }  // namespace wse::emu
@@ -6122,17 +6183,64 @@ template <class D, class V> HWY_INLINE V canonical(D d, V r) {
   return hn::IfThenElse(hn::IsNaN(r), hn::BitCast(d, hn::Set(hn::RebindToUnsigned<D>(), 0x7fc00000u)), r);
 }
 
+// An f32 add, sub, mul or mac run, canonical NaNs included. Testing every vector for NaN costs
+// a compare and a blend in the loop (10 instructions per vector instead of 8); instead the
+// loop adds its results into four sums (a NaN result makes a sum NaN, as can inf - inf) and a
+// run whose sums are NaN is rescanned to canonicalise. Same bits as canonical() per vector:
+// the destination is disjoint from the sources or has exactly a source's layout (simd_dsd.hpp),
+// so no result is read back as an operand.
+template <class Op> HWY_NOINLINE void arith_run(const Run<float>& run, Op op) {
+  const Run<float> r = run;  // a local copy, as in lane_run
+  const hn::ScalableTag<float> d;
+  const std::size_t lanes = hn::Lanes(d);
+  std::size_t i = 0;
+  auto s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
+  auto one = [&](std::size_t at, auto& sum, auto a, auto b, auto c) {
+    const auto v = op(a, b, c);
+    hn::StoreU(v, d, r.d + at);
+    sum = hn::Add(sum, v);
+  };
+  // Four vectors per step, one sum each: the adds' latency stays off the critical path.
+  auto step = [&](auto load) {
+    for (; i + 4 * lanes <= r.n; i += 4 * lanes) {
+      one(i, s0, load(r.a, r.sa, i), load(r.b, r.sb, i), load(r.c, r.sc, i));
+      const std::size_t i1 = i + lanes, i2 = i + 2 * lanes, i3 = i + 3 * lanes;
+      one(i1, s1, load(r.a, r.sa, i1), load(r.b, r.sb, i1), load(r.c, r.sc, i1));
+      one(i2, s2, load(r.a, r.sa, i2), load(r.b, r.sb, i2), load(r.c, r.sc, i2));
+      one(i3, s3, load(r.a, r.sa, i3), load(r.b, r.sb, i3), load(r.c, r.sc, i3));
+    }
+  };
+  if (r.a && r.b && r.c)  // three arrays (mac): no per-vector operand tests
+    step([&](const float* p, float, std::size_t at) { return hn::LoadU(d, p + at); });
+  else
+    step([&](const float* p, float sv, std::size_t at) { return operand(d, p, sv, at); });
+  for (; i + lanes <= r.n; i += lanes) one(i, s0, operand(d, r.a, r.sa, i), operand(d, r.b, r.sb, i), operand(d, r.c, r.sc, i));
+  const std::size_t vector_end = i;
+  if (i < r.n) {
+    HWY_ALIGN float ta[hn::MaxLanes(d)] = {}, tb[hn::MaxLanes(d)] = {}, tc[hn::MaxLanes(d)] = {}, td[hn::MaxLanes(d)];
+    for (std::size_t k = 0; i + k < r.n; ++k) {
+      ta[k] = operand1(r.a, r.sa, i + k);
+      tb[k] = operand1(r.b, r.sb, i + k);
+      tc[k] = operand1(r.c, r.sc, i + k);
+    }
+    hn::Store(canonical(d, op(hn::Load(d, ta), hn::Load(d, tb), hn::Load(d, tc))), d, td);
+    for (std::size_t k = 0; i + k < r.n; ++k) r.d[i + k] = td[k];
+  }
+  if (hn::AllFalse(d, hn::IsNaN(hn::Add(hn::Add(s0, s1), hn::Add(s2, s3))))) return;
+  for (std::size_t k = 0; k < vector_end; k += lanes) hn::StoreU(canonical(d, hn::LoadU(d, r.d + k)), d, r.d + k);
+}
+
 // Returns false when this target cannot reproduce the reference for `op` (mac without a
 // fused multiply-add instruction).
 static HWY_NOINLINE bool RunF32(DsdOpCode op, const Run<float>& r) {
   switch (op) {
     case DsdOpCode::mov: lane_run(r, [](auto, auto a, auto, auto) { return a; }); return true;
-    case DsdOpCode::add: lane_run(r, [](auto d, auto a, auto b, auto) { return canonical(d, hn::Add(a, b)); }); return true;
-    case DsdOpCode::sub: lane_run(r, [](auto d, auto a, auto b, auto) { return canonical(d, hn::Sub(a, b)); }); return true;
-    case DsdOpCode::mul: lane_run(r, [](auto d, auto a, auto b, auto) { return canonical(d, hn::Mul(a, b)); }); return true;
+    case DsdOpCode::add: arith_run(r, [](auto a, auto b, auto) { return hn::Add(a, b); }); return true;
+    case DsdOpCode::sub: arith_run(r, [](auto a, auto b, auto) { return hn::Sub(a, b); }); return true;
+    case DsdOpCode::mul: arith_run(r, [](auto a, auto b, auto) { return hn::Mul(a, b); }); return true;
     case DsdOpCode::mac:
 #if HWY_NATIVE_FMA
-      lane_run(r, [](auto d, auto a, auto b, auto c) { return canonical(d, hn::MulAdd(b, c, a)); });
+      arith_run(r, [](auto a, auto b, auto c) { return hn::MulAdd(b, c, a); });
       return true;
 #else
       return false;
@@ -6645,13 +6753,13 @@ inline void Pe::dsd(const DsdInstr& ins) {
     if (timed_ && ctx_ != Ctx::init) {
       // Timed mode: the op occupies the compute element (sync) or a microthread (async) for
       // its element cycles; the data is written now either way, so results do not change.
-      task_clock_ += shared_->arch->cycles.dsd_issue;
-      const std::uint64_t end = task_clock_ + timing::element_cycles(shared_->arch->cycles, ins, length);
+      clock_->task_clock += shared_->arch->cycles.dsd_issue;
+      const std::uint64_t end = clock_->task_clock + timing::element_cycles(shared_->arch->cycles, ins, length);
       if (!ins.async) {
-        task_clock_ = end;
+        clock_->task_clock = end;
         return;
       }
-      if (end > horizon_) horizon_ = end;
+      if (end > clock_->horizon) clock_->horizon = end;
       if (ins.done.action != Completion::Action::none) {  // fires at `end`, from advance_async
         AsyncOp a;
         a.ins = ins;
@@ -6690,8 +6798,8 @@ inline void Pe::dsd(const DsdInstr& ins) {
     a.out_mask = 1ull << ins.dst.color.value;
   }
   if (timed_ && ctx_ != Ctx::init) {
-    task_clock_ += shared_->arch->cycles.dsd_issue;
-    a.start = task_clock_;
+    clock_->task_clock += shared_->arch->cycles.dsd_issue;
+    a.start = clock_->task_clock;
   }
   async_.push_back(a);
 }
@@ -6705,9 +6813,9 @@ inline unsigned Pe::fabric_ops_in_flight() const {
 inline std::uint64_t Pe::next_time_event() const {
   std::uint64_t next = ~0ull;
   auto consider = [&](std::uint64_t t) {
-    if (t > now_ && t < next) next = t;
+    if (t > clock_->now && t < next) next = t;
   };
-  consider(ce_free_at_);
+  consider(clock_->ce_free_at);
   if (stalled_head_ < stalled_sends_.size()) consider(stalled_sends_[stalled_head_].ready);
   for (const auto& a : async_) {
     consider(a.start);
@@ -6717,7 +6825,7 @@ inline std::uint64_t Pe::next_time_event() const {
 }
 
 inline void Pe::execute_now(const DsdInstr& ins, std::uint32_t length) {
-  if (use_simd_ && simd::try_execute(ins, length)) return;
+  if (shared_->use_simd && simd::try_execute(ins, length)) return;
   const Operand* srcs[3] = {&ins.a, &ins.b, &ins.c};
   const int nsrc = detail::source_count(ins.op);
   for (std::uint32_t i = 0; i < length; ++i) {
@@ -6735,7 +6843,7 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
     claimed_out |= a.out_mask;
   };
   // Ops on one color run in issue order: wait while an earlier op still holds the color.
-  if ((a.in_mask & claimed_in) != 0 || (a.out_mask & claimed_out) != 0 || now_ < a.start) {
+  if ((a.in_mask & claimed_in) != 0 || (a.out_mask & claimed_out) != 0 || clock_->now < a.start) {
     claim();
     return false;
   }
@@ -6797,14 +6905,14 @@ inline bool Pe::advance_async() {
   bool any_done = false;
   for (auto& a : async_) {
     progress |= step_async(a, claimed_in, claimed_out);
-    any_done |= a.next >= a.length && now_ >= a.done_at;
+    any_done |= a.next >= a.length && clock_->now >= a.done_at;
   }
   if (!any_done) return progress;
   // Retire finished ops in issue order and fire their completions.
   std::size_t keep = 0;
   for (std::size_t i = 0; i < async_.size(); ++i) {
     AsyncOp& a = async_[i];
-    if (a.next < a.length || now_ < a.done_at) {
+    if (a.next < a.length || clock_->now < a.done_at) {
       if (keep != i) async_[keep] = a;
       ++keep;
       continue;
@@ -6833,7 +6941,7 @@ inline bool Pe::drain_stalled_sends() {
   while (stalled_head_ < stalled_sends_.size()) {
     const StalledSend& s = stalled_sends_[stalled_head_];
     ColorState& cs = *color_state(Color{s.color});
-    if (s.ready > now_) break;  // timed mode: the task has not reached this send yet
+    if (s.ready > clock_->now) break;  // timed mode: the task has not reached this send yet
     if (oq(cs).full() || fabout_busy(s.color)) {
       stalled_now_ = true;
       break;
@@ -6870,10 +6978,10 @@ inline bool Pe::run_tasks(unsigned max_runs) {
       const Wavelet w = iq(cs).front();
       iq(cs).pop();
       counters_.add(c_received);
-      slot.fn(kernel_, *this, w);
+      shared_->task_fns[slot.fn](kernel_, *this, w);
     } else {
       active_ &= ~(1ull << t);
-      slot.fn(kernel_, *this, Wavelet{slot.last, slot.last_control});
+      shared_->task_fns[slot.fn](kernel_, *this, Wavelet{slot.last, slot.last_control});
     }
     if (timed_) end_timed_task();
     counters_.add(c_tasks_run);
@@ -7081,6 +7189,7 @@ class Engine {
     pes_.resize(std::size_t{width_} * height_);
     shared_.arch = arch_;
     shared_.send_stall_limit = config_.max_stalled_sends;
+    shared_.use_simd = config_.simd;
     // The program is only read here: the engine keeps no copy of it (its routes alone can be
     // hundreds of MB on a full fabric), only the arch and the regions' names.
     load_routes(program);
@@ -7090,14 +7199,20 @@ class Engine {
     shared_.plans.shrink_to_fit();
     setup_tiles();
     const PoolScope scope(tiles_[0]);  // kernels' init may send
-    NamePool* const saved_names = std::exchange(name_pool, &export_names_);  // exports are interned
-    try {
+    {
+      // Kernels' init interns the names they export and the task functions they bind.
+      TaskFnPool task_fns(shared_.task_fns);
+      struct Restore {
+        NamePool* names;
+        TaskFnPool* fns;
+        ~Restore() {
+          name_pool = names;
+          task_fn_pool = fns;
+        }
+      } restore{std::exchange(name_pool, &export_names_), std::exchange(task_fn_pool, &task_fns)};
       load_kernels(program);
-    } catch (...) {
-      name_pool = saved_names;
-      throw;
     }
-    name_pool = saved_names;
+    shared_.task_fns.shrink_to_fit();
     for (auto& pe : pes_) {
       loaded_pes_ += pe != nullptr;
       if (pe && pe->has_work()) wake_at_start(*pe);
@@ -7143,6 +7258,8 @@ class Engine {
     for (const auto& t : tiles_) m.ring_pool_bytes += t.pool.bytes();
     m.pe_state_bytes += shared_.plans.capacity() * sizeof(ColorPlan);  // shared by the PEs: counted once
     m.color_plans = shared_.plans.size();
+    m.pe_state_bytes += shared_.task_fns.capacity() * sizeof(shared_.task_fns[0]);
+    m.task_functions = shared_.task_fns.size();
     return m;
   }
 
@@ -7226,11 +7343,11 @@ class Engine {
   Pe& ensure_pe(Coord c) {
     auto& slot = pes_[index(c)];
     if (!slot) {
-      slot = std::make_unique<Pe>(shared_, c);
+      Pe::TimedClocks& clocks = config_.timed ? timed_clocks_.emplace_back() : functional_clocks_;
+      if (config_.timed && wire_stages_ > 0)
+        clocks.wire = std::make_unique<std::array<std::array<Pe::WireSlot, Pe::max_wire_stages>, 4>>();
+      slot = std::make_unique<Pe>(shared_, c, clocks, config_.timed);
       slot->index_ = static_cast<std::uint32_t>(index(c));
-      slot->use_simd_ = config_.simd;
-      slot->timed_ = config_.timed;
-      if (config_.timed && wire_stages_ > 0) slot->wire_ = std::make_unique<std::array<std::array<Pe::WireSlot, Pe::max_wire_stages>, 4>>();
     }
     return *slot;
   }
@@ -7441,7 +7558,7 @@ class Engine {
   // Phase A for one PE in timed mode: one cycle of router, sends, async ops and task picker.
   // The router runs first, so a wavelet written to an output queue in cycle t leaves it in t+1.
   bool process_timed(Pe& pe) {
-    pe.now_ = now_;
+    pe.clock_->now = now_;
     pe.stalled_now_ = false;
     bool progress = run_launches(pe, 1);
     if (pe.fault_) return progress;
@@ -7518,7 +7635,7 @@ class Engine {
       }
       // The wire: the oldest stage enters its router buffer, the others move one stage on.
       const unsigned stages = wire_stages_;
-      auto* wire = stages > 0 ? (*pe.wire_)[d].data() : nullptr;
+      auto* wire = stages > 0 ? (*pe.clock_->wire)[d].data() : nullptr;
       if (stages > 0) {
         auto& last = wire[stages - 1];
         if (last.slot >= 0) {
@@ -7670,7 +7787,7 @@ class Engine {
       if (config_.timed) {
         const std::uint64_t next = pe->next_time_event();
         t.next_event = std::min(t.next_event, next);
-        t.horizon = std::max(t.horizon, pe->horizon_);
+        t.horizon = std::max(t.horizon, pe->clock_->horizon);
         timed_wait = next != ~0ull || pe->stalled_now_ || pe->wire_busy();
       }
       bool outgoing = false;  // one scan: wake the drainers and remember for phase B
@@ -7788,7 +7905,7 @@ class Engine {
       const std::uint64_t skipped_cycles = next_event - now_ - 1;
       for (auto& t : tiles_)
         for (Pe* pe : t.awake)
-          if (pe->stalled_now_ && pe->now_ == now_) pe->counters_.add(Pe::c_stall_cycles, skipped_cycles);
+          if (pe->stalled_now_ && pe->clock_->now == now_) pe->counters_.add(Pe::c_stall_cycles, skipped_cycles);
       now_ = next_event;
       return false;
     }
@@ -7847,9 +7964,13 @@ class Engine {
   std::unordered_map<PlanKey, std::uint32_t, PlanKeyHash> plan_index_;
   EmuConfig config_;
   std::uint16_t width_, height_;
+  std::vector<Tile> tiles_;  // before pes_: kernels live in the tiles' arenas (also when loading throws)
+  // Pe::TimedClocks: one per PE in a timed run (a deque: PEs keep pointers into it), one
+  // shared all-zero instance in a functional run, which PEs only read. Both outlive pes_.
+  std::deque<Pe::TimedClocks> timed_clocks_;
+  Pe::TimedClocks functional_clocks_;
   std::vector<std::unique_ptr<Pe>> pes_;
   std::vector<StreamSlot> streams_;
-  std::vector<Tile> tiles_;
   std::vector<std::uint16_t> tile_of_row_;
   std::vector<Pe*> start_wake_;
   std::uint64_t total_epochs_ = 0;

@@ -152,7 +152,8 @@ void async_order_and_stalls() {
   CHECK(pe.stalled_sends() == 0 && pe.async_in_flight() == 0);
 }
 
-// Faults: over budget, out-of-range DSD, unrouted fabric color, duplicate symbol, bad control.
+// Faults: over budget, out-of-range DSD, unrouted fabric color, duplicate symbol, a task bound
+// after init, bad control.
 struct FaultParams {
   std::uint32_t which = 0;
 };
@@ -166,10 +167,12 @@ template <class PE> struct Faulty {
       case 1: pe.activate(TaskId{6}); break;
       case 2: wse::mov(pe, wse::fabout<float>(out, 8), wse::mem1d(x), wse::then_nothing()); break;
       case 3: wse::export_symbol(pe, "x", x), wse::export_symbol(pe, "x", x); break;
+      case 4: wse::export_function<&Faulty::late>(pe, "late"); break;
       default: break;
     }
   }
   void work(PE& pe) { wse::mul(pe, wse::mem1d(x).with_length(9), wse::mem1d(x).with_length(9), 2.0f); }
+  void late(PE& pe) { wse::bind_local_task<&Faulty::work>(pe, TaskId{7}); }  // after init: a fault
 };
 
 void faults() {
@@ -197,6 +200,14 @@ void faults() {
     static Pe pe(fabric);
     CHECK(pe.load<Faulty>(FaultParams{3}) == nullptr);
     CHECK(pe.fault().set);
+  }
+  {
+    static Fabric fabric;  // binding a task after init, as the emulator refuses it too
+    static Pe pe(fabric);
+    CHECK(pe.load<Faulty>(FaultParams{4}) != nullptr);
+    CHECK(pe.launch("late"));
+    CHECK(pe.run_until_idle() == RunStatus::faulted);
+    CHECK(pe.fault().context == wse::target::FaultContext::function && pe.fault().value == 7);
   }
   {
     static Fabric fabric;  // a control wavelet asking for a task nobody bound

@@ -17,6 +17,7 @@
 #include <barrier>
 #include <bit>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -90,6 +91,7 @@ class Engine {
     pes_.resize(std::size_t{width_} * height_);
     shared_.arch = arch_;
     shared_.send_stall_limit = config_.max_stalled_sends;
+    shared_.use_simd = config_.simd;
     // The program is only read here: the engine keeps no copy of it (its routes alone can be
     // hundreds of MB on a full fabric), only the arch and the regions' names.
     load_routes(program);
@@ -99,14 +101,20 @@ class Engine {
     shared_.plans.shrink_to_fit();
     setup_tiles();
     const PoolScope scope(tiles_[0]);  // kernels' init may send
-    NamePool* const saved_names = std::exchange(name_pool, &export_names_);  // exports are interned
-    try {
+    {
+      // Kernels' init interns the names they export and the task functions they bind.
+      TaskFnPool task_fns(shared_.task_fns);
+      struct Restore {
+        NamePool* names;
+        TaskFnPool* fns;
+        ~Restore() {
+          name_pool = names;
+          task_fn_pool = fns;
+        }
+      } restore{std::exchange(name_pool, &export_names_), std::exchange(task_fn_pool, &task_fns)};
       load_kernels(program);
-    } catch (...) {
-      name_pool = saved_names;
-      throw;
     }
-    name_pool = saved_names;
+    shared_.task_fns.shrink_to_fit();
     for (auto& pe : pes_) {
       loaded_pes_ += pe != nullptr;
       if (pe && pe->has_work()) wake_at_start(*pe);
@@ -152,6 +160,8 @@ class Engine {
     for (const auto& t : tiles_) m.ring_pool_bytes += t.pool.bytes();
     m.pe_state_bytes += shared_.plans.capacity() * sizeof(ColorPlan);  // shared by the PEs: counted once
     m.color_plans = shared_.plans.size();
+    m.pe_state_bytes += shared_.task_fns.capacity() * sizeof(shared_.task_fns[0]);
+    m.task_functions = shared_.task_fns.size();
     return m;
   }
 
@@ -235,11 +245,11 @@ class Engine {
   Pe& ensure_pe(Coord c) {
     auto& slot = pes_[index(c)];
     if (!slot) {
-      slot = std::make_unique<Pe>(shared_, c);
+      Pe::TimedClocks& clocks = config_.timed ? timed_clocks_.emplace_back() : functional_clocks_;
+      if (config_.timed && wire_stages_ > 0)
+        clocks.wire = std::make_unique<std::array<std::array<Pe::WireSlot, Pe::max_wire_stages>, 4>>();
+      slot = std::make_unique<Pe>(shared_, c, clocks, config_.timed);
       slot->index_ = static_cast<std::uint32_t>(index(c));
-      slot->use_simd_ = config_.simd;
-      slot->timed_ = config_.timed;
-      if (config_.timed && wire_stages_ > 0) slot->wire_ = std::make_unique<std::array<std::array<Pe::WireSlot, Pe::max_wire_stages>, 4>>();
     }
     return *slot;
   }
@@ -450,7 +460,7 @@ class Engine {
   // Phase A for one PE in timed mode: one cycle of router, sends, async ops and task picker.
   // The router runs first, so a wavelet written to an output queue in cycle t leaves it in t+1.
   bool process_timed(Pe& pe) {
-    pe.now_ = now_;
+    pe.clock_->now = now_;
     pe.stalled_now_ = false;
     bool progress = run_launches(pe, 1);
     if (pe.fault_) return progress;
@@ -527,7 +537,7 @@ class Engine {
       }
       // The wire: the oldest stage enters its router buffer, the others move one stage on.
       const unsigned stages = wire_stages_;
-      auto* wire = stages > 0 ? (*pe.wire_)[d].data() : nullptr;
+      auto* wire = stages > 0 ? (*pe.clock_->wire)[d].data() : nullptr;
       if (stages > 0) {
         auto& last = wire[stages - 1];
         if (last.slot >= 0) {
@@ -679,7 +689,7 @@ class Engine {
       if (config_.timed) {
         const std::uint64_t next = pe->next_time_event();
         t.next_event = std::min(t.next_event, next);
-        t.horizon = std::max(t.horizon, pe->horizon_);
+        t.horizon = std::max(t.horizon, pe->clock_->horizon);
         timed_wait = next != ~0ull || pe->stalled_now_ || pe->wire_busy();
       }
       bool outgoing = false;  // one scan: wake the drainers and remember for phase B
@@ -797,7 +807,7 @@ class Engine {
       const std::uint64_t skipped_cycles = next_event - now_ - 1;
       for (auto& t : tiles_)
         for (Pe* pe : t.awake)
-          if (pe->stalled_now_ && pe->now_ == now_) pe->counters_.add(Pe::c_stall_cycles, skipped_cycles);
+          if (pe->stalled_now_ && pe->clock_->now == now_) pe->counters_.add(Pe::c_stall_cycles, skipped_cycles);
       now_ = next_event;
       return false;
     }
@@ -856,9 +866,13 @@ class Engine {
   std::unordered_map<PlanKey, std::uint32_t, PlanKeyHash> plan_index_;
   EmuConfig config_;
   std::uint16_t width_, height_;
+  std::vector<Tile> tiles_;  // before pes_: kernels live in the tiles' arenas (also when loading throws)
+  // Pe::TimedClocks: one per PE in a timed run (a deque: PEs keep pointers into it), one
+  // shared all-zero instance in a functional run, which PEs only read. Both outlive pes_.
+  std::deque<Pe::TimedClocks> timed_clocks_;
+  Pe::TimedClocks functional_clocks_;
   std::vector<std::unique_ptr<Pe>> pes_;
   std::vector<StreamSlot> streams_;
-  std::vector<Tile> tiles_;
   std::vector<std::uint16_t> tile_of_row_;
   std::vector<Pe*> start_wake_;
   std::uint64_t total_epochs_ = 0;

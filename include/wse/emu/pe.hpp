@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "../arch/arch.hpp"
@@ -59,6 +60,36 @@ class NamePool {
 };
 inline thread_local NamePool* name_pool = nullptr;
 
+class Pe;
+/// The task functions PEs bind, stored once per engine: a PE's task slot holds a 16-bit
+/// index (8-byte slots, not 16). Only kernel init binds tasks; the engine points
+/// `task_fn_pool` at its pool while init runs.
+class TaskFnPool {
+ public:
+  static constexpr std::size_t max_functions = 1u << 16;
+  explicit TaskFnPool(std::vector<TaskFn<Pe>>& fns) : fns_(&fns) {}
+  /// Index of `fn` in the table, added when new; false when the table is full.
+  bool intern(TaskFn<Pe> fn, std::uint16_t& index) {
+    if (fn == last_fn_ && !fns_->empty()) return index = last_index_, true;  // e.g. one handler, many ids
+    const auto [it, added] = index_.try_emplace(fn, static_cast<std::uint16_t>(fns_->size()));
+    if (added) {
+      if (fns_->size() == max_functions) return index_.erase(it), false;
+      fns_->push_back(fn);
+    }
+    last_fn_ = fn;
+    last_index_ = it->second;
+    index = it->second;
+    return true;
+  }
+
+ private:
+  std::vector<TaskFn<Pe>>* fns_;
+  std::unordered_map<TaskFn<Pe>, std::uint16_t> index_;
+  TaskFn<Pe> last_fn_ = nullptr;
+  std::uint16_t last_index_ = 0;
+};
+inline thread_local TaskFnPool* task_fn_pool = nullptr;
+
 /// What the PEs of one region share: the name reports give their kernel and how to destroy it.
 struct LoadedRegion {
   std::string name;
@@ -68,10 +99,11 @@ struct LoadedRegion {
 /// An exported symbol of a PE: a typed array the host may copy into and out of.
 struct Symbol {
   const char* name = "";  ///< interned by the engine: valid while the engine lives
-  ElemType type = ElemType::f32;
   void* data = nullptr;
   std::uint32_t count = 0;
+  ElemType type = ElemType::f32;  // last: 24 bytes, not 32 (a full fabric holds millions)
 };
+static_assert(sizeof(void*) != 8 || sizeof(Symbol) == 24);
 
 /// Host-stream ends at the fabric edge, per direction (only edge PEs with streams have them).
 struct StreamEnds {
@@ -95,6 +127,8 @@ struct ColorPlan {
 struct PeShared {
   const arch::Arch* arch = nullptr;
   std::vector<ColorPlan> plans;
+  std::vector<TaskFn<Pe>> task_fns;  // TaskFnPool; a task slot holds an index
+  bool use_simd = true;  // EmuConfig::simd
   std::uint32_t send_stall_limit = 1u << 20;  // EmuConfig::max_stalled_sends
 };
 
@@ -102,7 +136,10 @@ struct PeShared {
 /// Kernel code calls the Backend operations; everything else is for the engine and host.
 class Pe {
  public:
-  Pe(const PeShared& shared, Coord c) : shared_(&shared), coord_(c) {
+  struct TimedClocks;
+  // `clocks`: this PE's own in a timed run; one all-zero instance all PEs share otherwise.
+  Pe(const PeShared& shared, Coord c, TimedClocks& clocks, bool timed)
+      : shared_(&shared), clock_(&clocks), coord_(c), timed_(timed) {
     const arch::Arch& a = *shared.arch;
     // Data-task ids of colors with no bound task start blocked (bind_task unblocks).
     blocked_ = (a.routable_colors >= 64) ? ~0ull : ((1ull << a.routable_colors) - 1);
@@ -148,11 +185,11 @@ class Pe {
     // in order, with the stalled sends.
     std::uint64_t ready = 0;
     if (timed_ && ctx_ != Ctx::init) {
-      ready = task_clock_;
-      task_clock_ += shared_->arch->cycles.send;
+      ready = clock_->task_clock;
+      clock_->task_clock += shared_->arch->cycles.send;
     }
     // A send also waits behind async ops still writing this color, so it never overtakes them.
-    if (ready <= now_ && stalled_sends_.empty() && !oq(*s).full() && !fabout_busy(c.value)) {
+    if (ready <= clock_->now && stalled_sends_.empty() && !oq(*s).full() && !fabout_busy(c.value)) {
       oq(*s).push(w);
       counters_.add(c_sent);
       return;
@@ -168,6 +205,8 @@ class Pe {
   /// Binds task `t` as `kind` (kernel init). Binding any task unblocks its id.
   void bind_task(TaskId t, TaskKind kind, TaskFn<Pe> fn) {
     if (fault_ || !check_task(t, "bind_task")) return;
+    if (task_fn_pool == nullptr || ctx_ != Ctx::init)
+      return fault_at("bind_task", "tasks are bound during kernel init only (task id " + std::to_string(t.value) + ")");
     if (const TaskKind bound = tasks_[t.value].kind; bound != TaskKind::none)
       return fault_at("bind_task", "task id " + std::to_string(t.value) + " is already bound as a " +
                                        task_kind_name(bound) + " task");
@@ -181,9 +220,13 @@ class Pe {
     if (kind == TaskKind::control && t.value > shared_->arch->control_task_last)
       return fault_at("bind_task", "control task id " + std::to_string(t.value) + " is above " +
                                        std::to_string(shared_->arch->control_task_last));
+    std::uint16_t fn_index = 0;
+    if (!task_fn_pool->intern(fn, fn_index))
+      return fault_at("bind_task", "the program binds more than " + std::to_string(TaskFnPool::max_functions) +
+                                       " distinct task functions");
     TaskSlot& slot = tasks_.bind(t.value);
     slot.kind = kind;
-    slot.fn = fn;
+    slot.fn = fn_index;
     blocked_ &= ~bit(t);
     if (kind == TaskKind::data) data_bound_ |= bit(t);
   }
@@ -198,7 +241,7 @@ class Pe {
     if (interned == nullptr) return;
     for (const auto& s : symbols_)
       if (s.name == interned) return fault_at("export_symbol", "symbol '" + std::string(name) + "' is exported twice");
-    symbols_.push_back(Symbol{interned, t, p, n});
+    symbols_.push_back(Symbol{interned, p, n, t});
     symbols_.shrink_to_fit();  // exports are few and fixed after init
   }
   /// Exports a launchable function under `name`. PE code (init).
@@ -253,7 +296,7 @@ class Pe {
     n += symbols_.capacity() * sizeof(Symbol) + functions_.capacity() * sizeof(Function);
     n += async_.capacity() * sizeof(AsyncOp) + stalled_sends_.capacity() * sizeof(StalledSend) +
          pending_launches_.capacity() * sizeof(PendingLaunch);
-    if (wire_) n += sizeof(*wire_);
+    if (timed_) n += sizeof(TimedClocks) + (clock_->wire ? sizeof(*clock_->wire) : 0);
     if (fault_) n += sizeof(PeFault);
     return n + counters_.extra_bytes();
   }
@@ -276,13 +319,14 @@ class Pe {
   template <template <class> class K, class P> friend void wse::detail::emu_create_kernel(Pe&, const P&);
 
   struct TaskSlot {
-    TaskFn<Pe> fn = nullptr;
+    std::uint16_t fn = 0;  // index in PeShared::task_fns
     TaskKind kind = TaskKind::none;
-    bool last_control = false;  // last control wavelet, handed to control tasks (16-byte slot)
+    bool last_control = false;  // last control wavelet, handed to control tasks
     std::uint32_t last = 0;
   };
-  // The bound tasks only, in id order (a PE binds a handful of its 64 ids): 8 + 24 bytes
-  // plus one slot per bound task instead of a 64-slot table.
+  static_assert(sizeof(TaskSlot) == 8);
+  // The bound tasks only, in id order (a PE binds a handful of its 64 ids): 16 bytes plus
+  // one 8-byte slot per bound task instead of a 64-slot table.
   class TaskTable {
    public:
     const TaskSlot& operator[](unsigned t) const {
@@ -386,6 +430,20 @@ class Pe {
     Wavelet w{};
   };
   static constexpr unsigned max_wire_stages = 3;  // hop latency up to 4 cycles
+
+ public:
+  // Timed mode's clocks (EmuConfig::timed; docs/timing.md), kept out of the PE: in a
+  // functional run every PE points at one all-zero instance it only reads (32 bytes less).
+  struct TimedClocks {
+    std::uint64_t now = 0;         // the cycle being simulated, set by the engine before phase A
+    std::uint64_t task_clock = 0;  // the cycle the running task has reached
+    std::uint64_t ce_free_at = 0;  // the compute element is busy before this cycle
+    std::uint64_t horizon = 0;     // the latest cycle any scheduled work of this PE ends
+    // [direction][stage]; allocated by the engine only with hop latency > 1.
+    std::unique_ptr<std::array<std::array<WireSlot, max_wire_stages>, 4>> wire;
+  };
+
+ private:
   struct Function {
     const char* name;  // interned by the engine (NamePool)
     TaskFn<Pe> fn;
@@ -470,13 +528,18 @@ class Pe {
   bool advance_async();
   bool run_tasks(unsigned max_runs);
   // Timed mode: starts/ends the compute element's accounting of one task or function.
-  void begin_timed_task() { task_clock_ = now_ + shared_->arch->cycles.task_switch; }
-  void end_timed_task() {
-    ce_free_at_ = task_clock_;
-    counters_.add(c_busy_cycles, task_clock_ - now_);
-    if (ce_free_at_ > horizon_) horizon_ = ce_free_at_;
+  // Only in timed runs: a functional run's PEs share one clock instance they must not write.
+  void begin_timed_task() {
+    WSE_ASSERT(timed_, "emulator: timed-mode clock written in a functional run");
+    clock_->task_clock = clock_->now + shared_->arch->cycles.task_switch;
   }
-  bool ce_free() const { return !timed_ || now_ >= ce_free_at_; }
+  void end_timed_task() {
+    WSE_ASSERT(timed_, "emulator: timed-mode clock written in a functional run");
+    clock_->ce_free_at = clock_->task_clock;
+    counters_.add(c_busy_cycles, clock_->task_clock - clock_->now);
+    if (clock_->ce_free_at > clock_->horizon) clock_->horizon = clock_->ce_free_at;
+  }
+  bool ce_free() const { return !timed_ || clock_->now >= clock_->ce_free_at; }
   // Gives the blocks of empty rings back to this thread's pool (ring.hpp) and frees an empty
   // async-op list (368 bytes per op slot); phase A calls it when the PE stops being visited.
   void trim_idle_storage() {
@@ -487,13 +550,13 @@ class Pe {
       for (unsigned k = 0; k < cs.ring_count(); ++k) ring_table_[cs.ring_base + k].trim();
   }
   bool wire_busy() const {
-    if (!wire_) return false;
-    for (const auto& dir : *wire_)
+    if (!clock_->wire) return false;
+    for (const auto& dir : *clock_->wire)
       for (const auto& w : dir)
         if (w.slot >= 0) return true;
     return false;
   }
-  // Timed mode: the earliest cycle after now_ at which something waiting on time may move.
+  // Timed mode: the earliest cycle after clock_->now at which something waiting on time may move.
   std::uint64_t next_time_event() const;
   // Async ops holding a microthread (timed mode also lists memory-only ops, which do not).
   unsigned fabric_ops_in_flight() const;
@@ -508,39 +571,44 @@ class Pe {
   bool step_async(AsyncOp& op, std::uint64_t& claimed_in, std::uint64_t& claimed_out);
   StuckPe describe_stuck() const;
 
+  // Fields are ordered so that little pads (2 bytes at the end): a full fabric holds 754,000
+  // PEs, 240 bytes each on a 64-bit host (tests/test_memory.cpp checks it).
   const PeShared* shared_;  // the engine's
+  TimedClocks* clock_;      // see TimedClocks
   Coord coord_;
+  std::uint32_t memory_used_ = 0;
   LoadedRegion* region_ = nullptr;  // owned by the engine; shared by the region's PEs
   void* kernel_ = nullptr;
-  std::uint32_t memory_used_ = 0;
 
   TaskTable tasks_;
   std::uint64_t active_ = 0, blocked_ = 0, data_bound_ = 0;
 
   static_assert(max_colors <= 32, "color_mask_ holds one bit per color");
   std::uint32_t color_mask_ = 0;  // bit c: color c has a route here (colors_ slot = rank of the bit)
+  std::uint32_t stalled_head_ = 0;    // first of stalled_sends_ not yet sent
   CompactVector<ColorState> colors_;  // in color order
   std::unique_ptr<Ring[]> ring_table_;  // every color's rings, packed (ColorState::ring_base)
-  bool has_out_stream_ = false;     // some color leaves the grid into a host output stream
 
   // Lists most PEs leave empty: 8 bytes each until used (compact_vector.hpp).
   CompactVector<AsyncOp> async_;
   CompactVector<StalledSend> stalled_sends_;  // sends waiting for output-queue space, in order
-  std::uint32_t stalled_head_ = 0;
   CompactVector<Function> functions_;
   CompactVector<PendingLaunch> pending_launches_;  // launched functions, in launch order
   CompactVector<Symbol> symbols_;
 
-  Ctx ctx_ = Ctx::init;
-  std::uint8_t ctx_id_ = 0;
   const char* ctx_fn_ = nullptr;
   std::unique_ptr<PeFault> fault_;  // set once, by the first fault (rare: kept out of line)
   CompactCounters<counter_count> counters_;
 
-  // Engine bookkeeping: tile index and the last epoch stamp this PE was listed in.
+  // Engine bookkeeping: the last epoch stamp this PE was listed in, its index and tile.
+  std::uint64_t stamp_b_ = ~0ull;
   std::uint32_t index_ = 0;
   std::uint16_t tile_ = 0;
-  std::uint64_t stamp_b_ = ~0ull;
+  Ctx ctx_ = Ctx::init;
+  std::uint8_t ctx_id_ = 0;
+  bool timed_;                   // EmuConfig::timed
+  bool stalled_now_ = false;     // timed mode: a send or async op waited for queue space this cycle
+  bool has_out_stream_ = false;  // some color leaves the grid into a host output stream
   // Outgoing buffers were non-empty at the end of this PE's last phase A. Only the owner
   // writes it; phase B reads it instead of the buffers, which neighbours are draining.
   bool out_pending_ = false;
@@ -548,18 +616,6 @@ class Pe {
   // (it waits for input), so phase A skips it until a neighbour or stream delivers to it.
   bool asleep_ = false;
   bool listed_sleeper_ = false;  // in its tile's `sleepers` (checked when the run goes quiet)
-  bool use_simd_ = true;  // EmuConfig::simd
-
-  // Timed mode (EmuConfig::timed; docs/timing.md). now_ is the cycle being simulated, set by
-  // the engine before phase A; task_clock_ is the cycle the running task has reached.
-  bool timed_ = false;
-  bool stalled_now_ = false;  // a send or async op waited for queue space this cycle
-  std::uint64_t now_ = 0;
-  std::uint64_t task_clock_ = 0;
-  std::uint64_t ce_free_at_ = 0;  // the compute element is busy before this cycle
-  std::uint64_t horizon_ = 0;     // the latest cycle any scheduled work of this PE ends
-  // [direction][stage]; allocated by the engine only in timed mode with hop latency > 1.
-  std::unique_ptr<std::array<std::array<WireSlot, max_wire_stages>, 4>> wire_;
 };
 
 }  // namespace wse::emu

@@ -51,13 +51,13 @@ inline void Pe::dsd(const DsdInstr& ins) {
     if (timed_ && ctx_ != Ctx::init) {
       // Timed mode: the op occupies the compute element (sync) or a microthread (async) for
       // its element cycles; the data is written now either way, so results do not change.
-      task_clock_ += shared_->arch->cycles.dsd_issue;
-      const std::uint64_t end = task_clock_ + timing::element_cycles(shared_->arch->cycles, ins, length);
+      clock_->task_clock += shared_->arch->cycles.dsd_issue;
+      const std::uint64_t end = clock_->task_clock + timing::element_cycles(shared_->arch->cycles, ins, length);
       if (!ins.async) {
-        task_clock_ = end;
+        clock_->task_clock = end;
         return;
       }
-      if (end > horizon_) horizon_ = end;
+      if (end > clock_->horizon) clock_->horizon = end;
       if (ins.done.action != Completion::Action::none) {  // fires at `end`, from advance_async
         AsyncOp a;
         a.ins = ins;
@@ -96,8 +96,8 @@ inline void Pe::dsd(const DsdInstr& ins) {
     a.out_mask = 1ull << ins.dst.color.value;
   }
   if (timed_ && ctx_ != Ctx::init) {
-    task_clock_ += shared_->arch->cycles.dsd_issue;
-    a.start = task_clock_;
+    clock_->task_clock += shared_->arch->cycles.dsd_issue;
+    a.start = clock_->task_clock;
   }
   async_.push_back(a);
 }
@@ -111,9 +111,9 @@ inline unsigned Pe::fabric_ops_in_flight() const {
 inline std::uint64_t Pe::next_time_event() const {
   std::uint64_t next = ~0ull;
   auto consider = [&](std::uint64_t t) {
-    if (t > now_ && t < next) next = t;
+    if (t > clock_->now && t < next) next = t;
   };
-  consider(ce_free_at_);
+  consider(clock_->ce_free_at);
   if (stalled_head_ < stalled_sends_.size()) consider(stalled_sends_[stalled_head_].ready);
   for (const auto& a : async_) {
     consider(a.start);
@@ -123,7 +123,7 @@ inline std::uint64_t Pe::next_time_event() const {
 }
 
 inline void Pe::execute_now(const DsdInstr& ins, std::uint32_t length) {
-  if (use_simd_ && simd::try_execute(ins, length)) return;
+  if (shared_->use_simd && simd::try_execute(ins, length)) return;
   const Operand* srcs[3] = {&ins.a, &ins.b, &ins.c};
   const int nsrc = detail::source_count(ins.op);
   for (std::uint32_t i = 0; i < length; ++i) {
@@ -141,7 +141,7 @@ inline bool Pe::step_async(AsyncOp& a, std::uint64_t& claimed_in, std::uint64_t&
     claimed_out |= a.out_mask;
   };
   // Ops on one color run in issue order: wait while an earlier op still holds the color.
-  if ((a.in_mask & claimed_in) != 0 || (a.out_mask & claimed_out) != 0 || now_ < a.start) {
+  if ((a.in_mask & claimed_in) != 0 || (a.out_mask & claimed_out) != 0 || clock_->now < a.start) {
     claim();
     return false;
   }
@@ -203,14 +203,14 @@ inline bool Pe::advance_async() {
   bool any_done = false;
   for (auto& a : async_) {
     progress |= step_async(a, claimed_in, claimed_out);
-    any_done |= a.next >= a.length && now_ >= a.done_at;
+    any_done |= a.next >= a.length && clock_->now >= a.done_at;
   }
   if (!any_done) return progress;
   // Retire finished ops in issue order and fire their completions.
   std::size_t keep = 0;
   for (std::size_t i = 0; i < async_.size(); ++i) {
     AsyncOp& a = async_[i];
-    if (a.next < a.length || now_ < a.done_at) {
+    if (a.next < a.length || clock_->now < a.done_at) {
       if (keep != i) async_[keep] = a;
       ++keep;
       continue;
@@ -239,7 +239,7 @@ inline bool Pe::drain_stalled_sends() {
   while (stalled_head_ < stalled_sends_.size()) {
     const StalledSend& s = stalled_sends_[stalled_head_];
     ColorState& cs = *color_state(Color{s.color});
-    if (s.ready > now_) break;  // timed mode: the task has not reached this send yet
+    if (s.ready > clock_->now) break;  // timed mode: the task has not reached this send yet
     if (oq(cs).full() || fabout_busy(s.color)) {
       stalled_now_ = true;
       break;
@@ -276,10 +276,10 @@ inline bool Pe::run_tasks(unsigned max_runs) {
       const Wavelet w = iq(cs).front();
       iq(cs).pop();
       counters_.add(c_received);
-      slot.fn(kernel_, *this, w);
+      shared_->task_fns[slot.fn](kernel_, *this, w);
     } else {
       active_ &= ~(1ull << t);
-      slot.fn(kernel_, *this, Wavelet{slot.last, slot.last_control});
+      shared_->task_fns[slot.fn](kernel_, *this, Wavelet{slot.last, slot.last_control});
     }
     if (timed_) end_timed_task();
     counters_.add(c_tasks_run);

@@ -67,6 +67,7 @@ struct EmuMemory {
   std::uint64_t ring_pool_bytes = 0;  ///< storage of wavelets in flight, pooled per tile
   std::uint64_t grid_bytes = 0;       ///< one slot per grid position, idle PEs included
   std::uint64_t color_plans = 0;      ///< distinct color plans (route, filter, host-stream ends) the PEs share
+  std::uint64_t task_functions = 0;   ///< distinct task functions the PEs bind (their slots hold an index)
   /// Emulator state per PE beyond what its kernel uses.
   double state_per_pe() const { return pes ? double(pe_state_bytes + grid_bytes) / double(pes) : 0.0; }
 };

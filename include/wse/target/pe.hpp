@@ -173,9 +173,10 @@ template <FabricPort Port, class Config = DefaultConfig> class Pe {
   }
   /// Executes a DSD instruction: at once when it has no fabric operand, else on a microthread.
   void dsd(const DsdInstr& ins);
-  /// Binds task `t` as `kind` (kernel init). Binding unblocks the id.
+  /// Binds task `t` as `kind`: kernel init only, as in the emulator. Binding unblocks the id.
   void bind_task(TaskId t, TaskKind kind, TaskFn<Pe> fn) {
     if (fault_.set || !check_task(t, "bind_task")) return;
+    if (ctx_ != FaultContext::init) return fail("bind_task", "tasks are bound during kernel init only", t.value);
     Task& slot = tasks_[t.value];
     if (slot.kind != TaskKind::none) return fail("bind_task", "task id is already bound", t.value);
     if (kind == TaskKind::data && t.value >= chip.routable_colors)

@@ -6153,6 +6153,19 @@ template <class D, class T> HWY_INLINE hn::Vec<D> operand(D d, const T* p, T s, 
 }
 template <class T> HWY_INLINE T operand1(const T* p, T s, std::size_t i) { return p ? p[i] : s; }
 
+// The last, partial vector of a run (elements i..n-1), through full-vector buffers.
+template <class D, class T, class Op> HWY_INLINE void lane_tail(D d, const Run<T>& r, std::size_t i, Op op) {
+  if (i >= r.n) return;
+  HWY_ALIGN T ta[hn::MaxLanes(d)] = {}, tb[hn::MaxLanes(d)] = {}, tc[hn::MaxLanes(d)] = {}, td[hn::MaxLanes(d)];
+  for (std::size_t k = 0; i + k < r.n; ++k) {
+    ta[k] = operand1(r.a, r.sa, i + k);
+    tb[k] = operand1(r.b, r.sb, i + k);
+    tc[k] = operand1(r.c, r.sc, i + k);
+  }
+  hn::Store(op(hn::Load(d, ta), hn::Load(d, tb), hn::Load(d, tc)), d, td);
+  for (std::size_t k = 0; i + k < r.n; ++k) r.d[i + k] = td[k];
+}
+
 // One run of any lane type: full vectors, then the tail on a partial vector.
 template <class T, class Op> HWY_NOINLINE void lane_run(const Run<T>& run, Op op) {
   // A local copy: stores through r.d cannot alias it, so the loop keeps it in registers.
@@ -6166,16 +6179,7 @@ template <class T, class Op> HWY_NOINLINE void lane_run(const Run<T>& run, Op op
   }
   for (; i + lanes <= r.n; i += lanes)
     hn::StoreU(op(d, operand(d, r.a, r.sa, i), operand(d, r.b, r.sb, i), operand(d, r.c, r.sc, i)), d, r.d + i);
-  if (i < r.n) {
-    HWY_ALIGN T ta[hn::MaxLanes(d)] = {}, tb[hn::MaxLanes(d)] = {}, tc[hn::MaxLanes(d)] = {}, td[hn::MaxLanes(d)];
-    for (std::size_t k = 0; i + k < r.n; ++k) {
-      ta[k] = operand1(r.a, r.sa, i + k);
-      tb[k] = operand1(r.b, r.sb, i + k);
-      tc[k] = operand1(r.c, r.sc, i + k);
-    }
-    hn::Store(op(d, hn::Load(d, ta), hn::Load(d, tb), hn::Load(d, tc)), d, td);
-    for (std::size_t k = 0; i + k < r.n; ++k) r.d[i + k] = td[k];
-  }
+  lane_tail(d, r, i, [&](auto a, auto b, auto c) { return op(d, a, b, c); });
 }
 
 // NaN results of arithmetic become the canonical quiet NaN (pe/elementwise.hpp).
@@ -6216,16 +6220,7 @@ template <class Op> HWY_NOINLINE void arith_run(const Run<float>& run, Op op) {
     step([&](const float* p, float sv, std::size_t at) { return operand(d, p, sv, at); });
   for (; i + lanes <= r.n; i += lanes) one(i, s0, operand(d, r.a, r.sa, i), operand(d, r.b, r.sb, i), operand(d, r.c, r.sc, i));
   const std::size_t vector_end = i;
-  if (i < r.n) {
-    HWY_ALIGN float ta[hn::MaxLanes(d)] = {}, tb[hn::MaxLanes(d)] = {}, tc[hn::MaxLanes(d)] = {}, td[hn::MaxLanes(d)];
-    for (std::size_t k = 0; i + k < r.n; ++k) {
-      ta[k] = operand1(r.a, r.sa, i + k);
-      tb[k] = operand1(r.b, r.sb, i + k);
-      tc[k] = operand1(r.c, r.sc, i + k);
-    }
-    hn::Store(canonical(d, op(hn::Load(d, ta), hn::Load(d, tb), hn::Load(d, tc))), d, td);
-    for (std::size_t k = 0; i + k < r.n; ++k) r.d[i + k] = td[k];
-  }
+  lane_tail(d, r, i, [&](auto a, auto b, auto c) { return canonical(d, op(a, b, c)); });
   if (hn::AllFalse(d, hn::IsNaN(hn::Add(hn::Add(s0, s1), hn::Add(s2, s3))))) return;
   for (std::size_t k = 0; k < vector_end; k += lanes) hn::StoreU(canonical(d, hn::LoadU(d, r.d + k)), d, r.d + k);
 }

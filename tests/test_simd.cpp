@@ -221,19 +221,20 @@ TEST_CASE("arithmetic NaN results are the canonical quiet NaN; moves keep NaN bi
   CHECK(compute(DsdOpCode::neg, ElemType::f32, ElemType::f32, ElemType::f32, payload_nan, 0, 0) == (payload_nan ^ 0x80000000u));
 }
 
-// f32 add/sub/mul/mac find NaN results through sums taken over the run (simd_dsd-inl.hpp,
-// arith_run) and canonicalise afterwards: one NaN-producing element at every position of a run
-// longer than four vectors of the widest target (so each sum and the tail are hit alone), and
-// runs whose sums overflow to inf - inf without any NaN result.
-TEST_CASE("one NaN result anywhere in a long f32 run is canonical; overflowing sums change nothing") {
-  const std::uint32_t n = 203;  // 3 steps of 4 x 16 lanes, then single vectors and a tail
+// f32 add/sub/mul/mac make every NaN result the canonical NaN, wherever it falls in a run: one
+// NaN operand at every position of a run longer than four vectors of the widest target (full
+// vectors and the tail), and runs of +-FLT_MAX results with no NaN at all. It guards any loop
+// that finds NaNs other than per vector (one that summed results and rescanned only NaN runs
+// was tried: it passed this test, and failed it with the rescan removed).
+TEST_CASE("one NaN result anywhere in a long f32 run is canonical; runs of huge results stay exact") {
+  const std::uint32_t n = 203;  // 12 full 16-lane vectors and a tail (more with fewer lanes)
   const float big = std::numeric_limits<float>::max();
   for (DsdOpCode op : {DsdOpCode::add, DsdOpCode::sub, DsdOpCode::mul, DsdOpCode::mac}) {
     const std::string op_text = op_name(op);
     CAPTURE(op_text);
     bool all_same = true, handled = true;
-    for (std::uint32_t at = 0; at <= n; ++at) {  // at == n: no NaN; the values overflow the sums
-      // Results of about +-big with random signs: the sums overflow to both infinities.
+    for (std::uint32_t at = 0; at <= n; ++at) {  // at == n: no NaN
+      // Results of about +-FLT_MAX with random signs: any sum over them overflows to both infinities.
       std::mt19937 rng(7);
       std::vector<float> a(n), b(n), c(n, 1.0f);
       for (std::uint32_t i = 0; i < n; ++i) {

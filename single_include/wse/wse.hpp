@@ -6153,19 +6153,6 @@ template <class D, class T> HWY_INLINE hn::Vec<D> operand(D d, const T* p, T s, 
 }
 template <class T> HWY_INLINE T operand1(const T* p, T s, std::size_t i) { return p ? p[i] : s; }
 
-// The last, partial vector of a run (elements i..n-1), through full-vector buffers.
-template <class D, class T, class Op> HWY_INLINE void lane_tail(D d, const Run<T>& r, std::size_t i, Op op) {
-  if (i >= r.n) return;
-  HWY_ALIGN T ta[hn::MaxLanes(d)] = {}, tb[hn::MaxLanes(d)] = {}, tc[hn::MaxLanes(d)] = {}, td[hn::MaxLanes(d)];
-  for (std::size_t k = 0; i + k < r.n; ++k) {
-    ta[k] = operand1(r.a, r.sa, i + k);
-    tb[k] = operand1(r.b, r.sb, i + k);
-    tc[k] = operand1(r.c, r.sc, i + k);
-  }
-  hn::Store(op(hn::Load(d, ta), hn::Load(d, tb), hn::Load(d, tc)), d, td);
-  for (std::size_t k = 0; i + k < r.n; ++k) r.d[i + k] = td[k];
-}
-
 // One run of any lane type: full vectors, then the tail on a partial vector.
 template <class T, class Op> HWY_NOINLINE void lane_run(const Run<T>& run, Op op) {
   // A local copy: stores through r.d cannot alias it, so the loop keeps it in registers.
@@ -6179,7 +6166,16 @@ template <class T, class Op> HWY_NOINLINE void lane_run(const Run<T>& run, Op op
   }
   for (; i + lanes <= r.n; i += lanes)
     hn::StoreU(op(d, operand(d, r.a, r.sa, i), operand(d, r.b, r.sb, i), operand(d, r.c, r.sc, i)), d, r.d + i);
-  lane_tail(d, r, i, [&](auto a, auto b, auto c) { return op(d, a, b, c); });
+  if (i < r.n) {
+    HWY_ALIGN T ta[hn::MaxLanes(d)] = {}, tb[hn::MaxLanes(d)] = {}, tc[hn::MaxLanes(d)] = {}, td[hn::MaxLanes(d)];
+    for (std::size_t k = 0; i + k < r.n; ++k) {
+      ta[k] = operand1(r.a, r.sa, i + k);
+      tb[k] = operand1(r.b, r.sb, i + k);
+      tc[k] = operand1(r.c, r.sc, i + k);
+    }
+    hn::Store(op(d, hn::Load(d, ta), hn::Load(d, tb), hn::Load(d, tc)), d, td);
+    for (std::size_t k = 0; i + k < r.n; ++k) r.d[i + k] = td[k];
+  }
 }
 
 // NaN results of arithmetic become the canonical quiet NaN (pe/elementwise.hpp).
@@ -6187,55 +6183,17 @@ template <class D, class V> HWY_INLINE V canonical(D d, V r) {
   return hn::IfThenElse(hn::IsNaN(r), hn::BitCast(d, hn::Set(hn::RebindToUnsigned<D>(), 0x7fc00000u)), r);
 }
 
-// An f32 add, sub, mul or mac run, canonical NaNs included. Testing every vector for NaN costs
-// a compare and a blend in the loop (10 instructions per vector instead of 8); instead the
-// loop adds its results into four sums (a NaN result makes a sum NaN, as can inf - inf) and a
-// run whose sums are NaN is rescanned to canonicalise. Same bits as canonical() per vector:
-// the destination is disjoint from the sources or has exactly a source's layout (simd_dsd.hpp),
-// so no result is read back as an operand.
-template <class Op> HWY_NOINLINE void arith_run(const Run<float>& run, Op op) {
-  const Run<float> r = run;  // a local copy, as in lane_run
-  const hn::ScalableTag<float> d;
-  const std::size_t lanes = hn::Lanes(d);
-  std::size_t i = 0;
-  auto s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
-  auto one = [&](std::size_t at, auto& sum, auto a, auto b, auto c) {
-    const auto v = op(a, b, c);
-    hn::StoreU(v, d, r.d + at);
-    sum = hn::Add(sum, v);
-  };
-  // Four vectors per step, one sum each: the adds' latency stays off the critical path.
-  auto step = [&](auto load) {
-    for (; i + 4 * lanes <= r.n; i += 4 * lanes) {
-      one(i, s0, load(r.a, r.sa, i), load(r.b, r.sb, i), load(r.c, r.sc, i));
-      const std::size_t i1 = i + lanes, i2 = i + 2 * lanes, i3 = i + 3 * lanes;
-      one(i1, s1, load(r.a, r.sa, i1), load(r.b, r.sb, i1), load(r.c, r.sc, i1));
-      one(i2, s2, load(r.a, r.sa, i2), load(r.b, r.sb, i2), load(r.c, r.sc, i2));
-      one(i3, s3, load(r.a, r.sa, i3), load(r.b, r.sb, i3), load(r.c, r.sc, i3));
-    }
-  };
-  if (r.a && r.b && r.c)  // three arrays (mac): no per-vector operand tests
-    step([&](const float* p, float, std::size_t at) { return hn::LoadU(d, p + at); });
-  else
-    step([&](const float* p, float sv, std::size_t at) { return operand(d, p, sv, at); });
-  for (; i + lanes <= r.n; i += lanes) one(i, s0, operand(d, r.a, r.sa, i), operand(d, r.b, r.sb, i), operand(d, r.c, r.sc, i));
-  const std::size_t vector_end = i;
-  lane_tail(d, r, i, [&](auto a, auto b, auto c) { return canonical(d, op(a, b, c)); });
-  if (hn::AllFalse(d, hn::IsNaN(hn::Add(hn::Add(s0, s1), hn::Add(s2, s3))))) return;
-  for (std::size_t k = 0; k < vector_end; k += lanes) hn::StoreU(canonical(d, hn::LoadU(d, r.d + k)), d, r.d + k);
-}
-
 // Returns false when this target cannot reproduce the reference for `op` (mac without a
 // fused multiply-add instruction).
 static HWY_NOINLINE bool RunF32(DsdOpCode op, const Run<float>& r) {
   switch (op) {
     case DsdOpCode::mov: lane_run(r, [](auto, auto a, auto, auto) { return a; }); return true;
-    case DsdOpCode::add: arith_run(r, [](auto a, auto b, auto) { return hn::Add(a, b); }); return true;
-    case DsdOpCode::sub: arith_run(r, [](auto a, auto b, auto) { return hn::Sub(a, b); }); return true;
-    case DsdOpCode::mul: arith_run(r, [](auto a, auto b, auto) { return hn::Mul(a, b); }); return true;
+    case DsdOpCode::add: lane_run(r, [](auto d, auto a, auto b, auto) { return canonical(d, hn::Add(a, b)); }); return true;
+    case DsdOpCode::sub: lane_run(r, [](auto d, auto a, auto b, auto) { return canonical(d, hn::Sub(a, b)); }); return true;
+    case DsdOpCode::mul: lane_run(r, [](auto d, auto a, auto b, auto) { return canonical(d, hn::Mul(a, b)); }); return true;
     case DsdOpCode::mac:
 #if HWY_NATIVE_FMA
-      arith_run(r, [](auto a, auto b, auto c) { return hn::MulAdd(b, c, a); });
+      lane_run(r, [](auto d, auto a, auto b, auto c) { return canonical(d, hn::MulAdd(b, c, a)); });
       return true;
 #else
       return false;
